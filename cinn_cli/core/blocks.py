@@ -1,0 +1,357 @@
+"""Invertible building blocks and the container that chains them.
+
+Contract shared by every block (the FrEIA idea, in one place):
+
+    y, logdet = block(x, cond)          # data -> latent direction
+    x, logdet_inv = block.inverse(y, cond)
+
+``logdet`` is log|det dy/dx| as a ``(B,)`` tensor; ``logdet_inv`` is the log-det of the inverse
+map, i.e. exactly ``-logdet``. ``cond`` is the condition feature this block reads (or ``None``);
+``block.cond_index`` says which entry of the model's ``cond_feats`` list that is. No block
+modifies its inputs in place. Tensors are ``(B, D)`` vectors or ``(B, C, H, W)`` images; blocks
+act on dimension 1 (features or channels).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+_TWO_OVER_PI = 2.0 / math.pi
+
+
+def sum_except_batch(t: Tensor) -> Tensor:
+    """``(B, ...) -> (B,)`` sum over every non-batch dimension."""
+    return t.reshape(t.shape[0], -1).sum(dim=1)
+
+
+def soft_clamp(s: Tensor, alpha: float) -> Tensor:
+    """The reference code's soft clamp of a log-scale: ``alpha * 2/pi * atan(s / alpha)``.
+
+    Keeps log-scales in (-alpha, alpha) with slope 2/pi at 0.
+    """
+    return (alpha * _TWO_OVER_PI) * torch.atan(s / alpha)
+
+
+class InvertibleModule(nn.Module):
+    """Base class: ``forward(x, cond) -> (y, logdet)``, ``inverse(y, cond) -> (x, -logdet)``."""
+
+    cond_index: int | None = None
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- subnetworks
+
+
+class FCSubnet(nn.Module):
+    """Fully connected coupling subnet: ``[x, c] -> Linear -> ReLU -> ... -> Linear``.
+
+    The first layer is stored as two weight matrices (for ``x`` and for the condition) so the
+    condition is never concatenated onto ``x`` (one fewer copy per call); the parameter count is
+    that of ``Linear(d_in + d_cond, hidden)``. The last layer starts at zero, so the coupling
+    starts as the identity.
+
+    Shapes: ``x (B, d_in)``, ``cond (B, d_cond)`` -> ``(B, d_out)``.
+    """
+
+    def __init__(self, d_in: int, d_out: int, *, d_cond: int, hidden: int, depth: int = 2):
+        super().__init__()
+        self.first = nn.Linear(d_in, hidden)
+        self.first_cond = nn.Linear(d_cond, hidden, bias=False) if d_cond else None
+        layers: list[nn.Module] = [nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Linear(hidden, hidden), nn.ReLU()]
+        self.hidden_layers = nn.Sequential(*layers)
+        self.last = nn.Linear(hidden, d_out)
+        nn.init.zeros_(self.last.weight)
+        nn.init.zeros_(self.last.bias)
+
+    def forward(self, x: Tensor, cond: Tensor | None) -> Tensor:
+        h = self.first(x)
+        if self.first_cond is not None:
+            h = torch.addmm(h, cond, self.first_cond.weight.t())
+        return self.last(self.hidden_layers(h))
+
+
+class ConvSubnet(nn.Module):
+    """Convolutional coupling subnet: ``conv(k) -> ReLU -> conv(k) -> ReLU -> conv(k)``.
+
+    As in ``FCSubnet`` the first convolution is split into an ``x`` part and a condition part
+    (same parameter count as one convolution over ``cat([x, cond])``); the last convolution
+    starts at zero.
+
+    Shapes: ``x (B, c_in, H, W)``, ``cond (B, c_cond, H, W)`` -> ``(B, c_out, H, W)``.
+    """
+
+    def __init__(
+        self, c_in: int, c_out: int, *, c_cond: int, hidden: int, kernel: int = 3, depth: int = 3
+    ):
+        super().__init__()
+        pad = kernel // 2
+        self.first = nn.Conv2d(c_in, hidden, kernel, padding=pad)
+        self.first_cond = nn.Conv2d(c_cond, hidden, kernel, padding=pad, bias=False) if c_cond else None
+        layers: list[nn.Module] = [nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(hidden, hidden, kernel, padding=pad), nn.ReLU()]
+        self.hidden_layers = nn.Sequential(*layers)
+        self.last = nn.Conv2d(hidden, c_out, kernel, padding=pad)
+        nn.init.zeros_(self.last.weight)
+        nn.init.zeros_(self.last.bias)
+
+    def forward(self, x: Tensor, cond: Tensor | None) -> Tensor:
+        h = self.first(x)
+        if self.first_cond is not None:
+            h = h + self.first_cond(cond)
+        return self.last(self.hidden_layers(h))
+
+
+SubnetFactory = Callable[[int, int], nn.Module]
+
+
+# --------------------------------------------------------------------------- coupling
+
+
+class AffineCoupling(InvertibleModule):
+    """Two-sided (GLOW-style) conditional affine coupling with the atan soft clamp.
+
+    With ``x = [x1, x2]`` split on dimension 1 (``x1`` the first ``C // 2`` channels):
+
+        s2, t2 = sub2(x2, c);  y1 = x1 * exp(clamp(s2)) + t2
+        s1, t1 = sub1(y1, c);  y2 = x2 * exp(clamp(s1)) + t1
+
+    ``logdet = sum(clamp(s1)) + sum(clamp(s2))``. Works on vectors and images alike.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        subnet: SubnetFactory,
+        *,
+        clamp: float = 1.0,
+        cond_index: int | None = None,
+    ):
+        super().__init__()
+        if channels < 2:
+            raise ValueError("a coupling needs at least 2 channels to split")
+        self.n1 = channels // 2
+        self.n2 = channels - self.n1
+        self.clamp = float(clamp)
+        self.cond_index = cond_index
+        self.sub2 = subnet(self.n2, 2 * self.n1)  # reads x2, transforms x1
+        self.sub1 = subnet(self.n1, 2 * self.n2)  # reads y1, transforms x2
+
+    def _scale_shift(self, sub: nn.Module, h: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        s, t = sub(h, cond).chunk(2, dim=1)
+        return soft_clamp(s, self.clamp), t
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x1, x2 = x[:, : self.n1], x[:, self.n1 :]
+        s2, t2 = self._scale_shift(self.sub2, x2, cond)
+        y1 = x1 * torch.exp(s2) + t2
+        s1, t1 = self._scale_shift(self.sub1, y1, cond)
+        y2 = x2 * torch.exp(s1) + t1
+        return torch.cat([y1, y2], dim=1), sum_except_batch(s1) + sum_except_batch(s2)
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        y1, y2 = y[:, : self.n1], y[:, self.n1 :]
+        s1, t1 = self._scale_shift(self.sub1, y1, cond)
+        x2 = (y2 - t1) * torch.exp(-s1)
+        s2, t2 = self._scale_shift(self.sub2, x2, cond)
+        x1 = (y1 - t2) * torch.exp(-s2)
+        return torch.cat([x1, x2], dim=1), -(sum_except_batch(s1) + sum_except_batch(s2))
+
+
+# --------------------------------------------------------------------------- fixed mixing
+
+
+def _generator(seed: int) -> torch.Generator:
+    """A local generator: building a model never touches the global RNG."""
+    return torch.Generator().manual_seed(seed)
+
+
+class FixedPermutation(InvertibleModule):
+    """A fixed random permutation of dimension 1, stored as a buffer (saved with the model).
+
+    Volume-preserving: logdet = 0.
+    """
+
+    def __init__(self, channels: int, seed: int):
+        super().__init__()
+        perm = torch.randperm(channels, generator=_generator(seed))
+        self.register_buffer("perm", perm)
+        self.register_buffer("inv_perm", torch.argsort(perm))
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return x.index_select(1, self.perm), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return y.index_select(1, self.inv_perm), y.new_zeros(y.shape[0])
+
+
+def random_orthogonal(n: int, seed: int) -> Tensor:
+    """A Haar-distributed random orthogonal ``(n, n)`` matrix from a seeded local generator."""
+    a = torch.randn(n, n, generator=_generator(seed), dtype=torch.float64)
+    q, r = torch.linalg.qr(a)
+    return q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+
+
+class FixedOrthogonal(InvertibleModule):
+    """Fixed random orthogonal mixing of dimension 1: a matrix for vectors, a 1x1 conv for images.
+
+    The matrix is a buffer (saved with the model, never redrawn on load). ``logdet`` is
+    ``log|det W|`` (0 up to rounding for an orthogonal ``W``) times the number of pixels.
+    """
+
+    def __init__(self, channels: int, seed: int):
+        super().__init__()
+        w = random_orthogonal(channels, seed)
+        self.register_buffer("weight", w.float())
+        self.register_buffer("weight_inv", w.t().contiguous().float())
+
+    def _mix(self, x: Tensor, w: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return x @ w.t()
+        return F.conv2d(x, w[:, :, None, None])
+
+    def _logdet(self, x: Tensor, w: Tensor) -> Tensor:
+        pixels = x[0, 0].numel()
+        return torch.linalg.slogdet(w)[1] * pixels * x.new_ones(x.shape[0])
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._mix(x, self.weight), self._logdet(x, self.weight)
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        # The exact inverse of the stored W, in the working dtype: W is stored rounded (float32,
+        # or float16 in half-precision model files), so ``weight_inv`` (= W^T) inverts it only to
+        # that rounding, and log|det W^T| is not minus log|det W|. ``weight_inv`` stays a buffer
+        # only so the state_dict keys don't change.
+        w_inv = torch.linalg.inv_ex(self.weight).inverse
+        return self._mix(y, w_inv), -self._logdet(y, self.weight)
+
+
+# --------------------------------------------------------------------------- resolution changes
+
+
+class HaarDownsample(InvertibleModule):
+    """Haar wavelet downsampling ``(B, C, H, W) -> (B, 4C, H/2, W/2)``.
+
+    Output channels are grouped by wavelet: ``[low-pass of all C, then horizontal, vertical,
+    diagonal detail]``. Each 2x2 patch is multiplied by the orthonormal Haar matrix (entries
+    +-1/2) times ``rebalance``; the reference code uses ``rebalance=0.5``, which is not
+    volume-preserving, so ``logdet = C*H*W * log(rebalance)``.
+    """
+
+    def __init__(self, rebalance: float = 1.0):
+        super().__init__()
+        self.rebalance = float(rebalance)
+        h = 0.5 * torch.tensor(
+            [[1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]
+        )
+        self.register_buffer("haar", h, persistent=False)
+
+    def _logdet(self, x: Tensor) -> Tensor:
+        return x.new_full((x.shape[0],), x[0].numel() * math.log(self.rebalance))
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        b, c, h, w = x.shape
+        if h % 2 or w % 2:
+            raise ValueError(f"Haar downsampling needs even height and width, got {h}x{w}")
+        # (B, C, H/2, 2, W/2, 2) -> patches (B, C, H/2, W/2, 4) in row-major order a b / c d
+        p = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h // 2, w // 2, 4)
+        m = self.haar.to(x.dtype) * self.rebalance
+        out = (p @ m.t()).permute(0, 4, 1, 2, 3).reshape(b, 4 * c, h // 2, w // 2)
+        return out, self._logdet(x)
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        b, c4, h2, w2 = y.shape
+        c = c4 // 4
+        p = y.reshape(b, 4, c, h2, w2).permute(0, 2, 3, 4, 1)  # (B, C, H/2, W/2, 4)
+        m = self.haar.to(y.dtype) / self.rebalance  # the Haar matrix is symmetric and orthonormal
+        x = (p @ m).reshape(b, c, h2, w2, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(b, c, 2 * h2, 2 * w2)
+        return x, -self._logdet(x)
+
+
+class Squeeze(InvertibleModule):
+    """Space-to-depth ``(B, C, H, W) -> (B, 4C, H/2, W/2)`` (i-RevNet), volume-preserving."""
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return F.pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return F.pixel_shuffle(y, 2), y.new_zeros(y.shape[0])
+
+
+class Flatten(InvertibleModule):
+    """``(B, *shape) -> (B, prod(shape))``; the inverse restores ``shape``."""
+
+    def __init__(self, shape: Sequence[int]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return x.reshape(x.shape[0], -1), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return y.reshape(y.shape[0], *self.shape), y.new_zeros(y.shape[0])
+
+
+class ExitSplit(nn.Module):
+    """Marker in a ``Flow``: the first ``n`` channels leave the flow here as one latent level."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+
+# --------------------------------------------------------------------------- container
+
+
+class Flow(nn.Module):
+    """A chain of invertible blocks with multi-scale early exits.
+
+    ``forward(x, cond_feats) -> (zs, logdet)``: ``zs`` is the list of latent levels in exit order
+    (the last entry is what remains at the end); each block reads ``cond_feats[block.cond_index]``.
+    ``inverse(zs, cond_feats) -> (x, logdet_inv)`` undoes it exactly.
+    """
+
+    def __init__(self, steps: Sequence[nn.Module]):
+        super().__init__()
+        self.steps = nn.ModuleList(steps)
+
+    @staticmethod
+    def _cond(step: nn.Module, cond_feats: Sequence[Tensor]) -> Tensor | None:
+        idx = getattr(step, "cond_index", None)
+        return None if idx is None else cond_feats[idx]
+
+    def forward(self, x: Tensor, cond_feats: Sequence[Tensor] = ()) -> tuple[list[Tensor], Tensor]:
+        zs: list[Tensor] = []
+        logdet = x.new_zeros(x.shape[0])
+        for step in self.steps:
+            if isinstance(step, ExitSplit):
+                zs.append(x[:, : step.n])
+                x = x[:, step.n :]
+                continue
+            x, ld = step(x, self._cond(step, cond_feats))
+            logdet = logdet + ld
+        zs.append(x)
+        return zs, logdet
+
+    def inverse(self, zs: Sequence[Tensor], cond_feats: Sequence[Tensor] = ()) -> tuple[Tensor, Tensor]:
+        pending = list(zs)
+        x = pending.pop()
+        logdet = x.new_zeros(x.shape[0])
+        for step in reversed(self.steps):
+            if isinstance(step, ExitSplit):
+                x = torch.cat([pending.pop(), x], dim=1)
+                continue
+            x, ld = step.inverse(x, self._cond(step, cond_feats))
+            logdet = logdet + ld
+        if pending:
+            raise ValueError(f"{len(pending)} latent level(s) left over: the latent does not fit this model")
+        return x, logdet

@@ -1,0 +1,226 @@
+"""Frozen model configs and the models built from them.
+
+A model owns its condition network and its flow, and knows its data's fixed preprocessing:
+
+    zs, logdet = model(x, c)      # x in data units, logdet includes the preprocessing
+    x = model.inverse(zs, c)
+    model.log_prob(x, c)          # (B,) natural-log density of x in data units
+
+The config is a frozen dataclass stored as JSON beside the weights (see ``storage``), so a
+model file alone rebuilds its model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import (
+    AffineCoupling,
+    ConvSubnet,
+    ExitSplit,
+    FCSubnet,
+    FixedOrthogonal,
+    FixedPermutation,
+    Flatten,
+    Flow,
+    HaarDownsample,
+)
+from .condnet import LabelFeatures, OneHot
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class MnistConfig:
+    """Class-conditional MNIST cINN.
+
+    ``arch="fc"`` is the reference minimal model: flatten, then ``blocks[0]`` x [fixed random
+    permutation, fully connected affine coupling of width ``hidden[0]``] on the one-hot label.
+
+    ``arch="multiscale"`` is ours: Haar (1x28x28 -> 4x14x14), ``blocks[0]`` conv couplings,
+    half the channels exit; Haar (-> 8x7x7), ``blocks[1]`` conv couplings, half exit; flatten the
+    rest (196) and ``blocks[2]`` fully connected couplings. Fixed orthogonal 1x1 mixing after
+    every coupling. The label enters through learned per-class features, ``cond_channels[i]``
+    channels (or dimensions) at each level.
+    """
+
+    arch: str = "multiscale"
+    blocks: tuple[int, ...] = (4, 4, 4)
+    hidden: tuple[int, ...] = (64, 128, 256)
+    cond_channels: tuple[int, ...] = (8, 8, 32)
+    clamp: float = 1.5
+    init_std: float = 0.0  # >0: N(0, init_std) for the subnets' inner weights; 0: PyTorch default
+    data_mean: float = 0.5  # fixed affine preprocessing v = (x - mean) / std, x in [0, 1]
+    data_std: float = 0.5
+    logit_alpha: float = 0.05  # >0: v = logit(alpha + (1 - 2 alpha) x) instead (RealNVP)
+    mixing_seed: int = 0
+    n_classes: int = 10
+
+    task = "mnist"
+    image_shape = (1, 28, 28)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MnistConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config field(s) {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+PRESETS: dict[str, MnistConfig] = {
+    # The reference code's mnist_minimal_example (24.3 M parameters).
+    "paper": MnistConfig(
+        arch="fc",
+        blocks=(20,),
+        hidden=(512,),
+        cond_channels=(),
+        clamp=1.0,
+        init_std=0.01,
+        data_mean=0.128,
+        data_std=0.305,
+        logit_alpha=0.0,
+    ),
+    "default": MnistConfig(),
+}
+
+
+def _init_subnets(flow: nn.Module, std: float) -> None:
+    """Gaussian init of every subnet weight except the (zeroed) last layers."""
+    if std <= 0:
+        return
+    for name, p in flow.named_parameters():
+        if ".last." not in name:
+            nn.init.normal_(p, 0.0, std)
+
+
+def _build_fc(cfg: MnistConfig) -> tuple[Flow, nn.Module]:
+    d = math.prod(cfg.image_shape)
+    subnet = partial(FCSubnet, d_cond=cfg.n_classes, hidden=cfg.hidden[0])
+    steps: list[nn.Module] = [Flatten(cfg.image_shape)]
+    for k in range(cfg.blocks[0]):
+        steps.append(FixedPermutation(d, seed=cfg.mixing_seed + k))
+        steps.append(AffineCoupling(d, subnet, clamp=cfg.clamp, cond_index=0))
+    return Flow(steps), OneHot(cfg.n_classes)
+
+
+def _build_multiscale(cfg: MnistConfig) -> tuple[Flow, nn.Module]:
+    if len(cfg.blocks) != 3 or len(cfg.hidden) != 3 or len(cfg.cond_channels) != 3:
+        raise ValueError("the multiscale MNIST model needs 3 entries in blocks, hidden and cond_channels")
+    c0, h0, w0 = cfg.image_shape
+    seed = iter(range(cfg.mixing_seed, cfg.mixing_seed + 10_000))
+    steps: list[nn.Module] = []
+    cond_shapes: list[tuple[int, ...]] = []
+    channels, h, w = c0, h0, w0
+    for level in range(2):
+        steps.append(HaarDownsample())
+        channels, h, w = channels * 4, h // 2, w // 2
+        cc = cfg.cond_channels[level]
+        cond_shapes.append((cc, h, w))
+        subnet = partial(ConvSubnet, c_cond=cc, hidden=cfg.hidden[level])
+        for _ in range(cfg.blocks[level]):
+            steps.append(AffineCoupling(channels, subnet, clamp=cfg.clamp, cond_index=level))
+            steps.append(FixedOrthogonal(channels, seed=next(seed)))
+        steps.append(ExitSplit(channels // 2))
+        channels -= channels // 2
+    steps.append(Flatten((channels, h, w)))
+    d = channels * h * w
+    cond_shapes.append((cfg.cond_channels[2],))
+    subnet = partial(FCSubnet, d_cond=cfg.cond_channels[2], hidden=cfg.hidden[2])
+    for _ in range(cfg.blocks[2]):
+        steps.append(AffineCoupling(d, subnet, clamp=cfg.clamp, cond_index=2))
+        steps.append(FixedPermutation(d, seed=next(seed)))
+    return Flow(steps), LabelFeatures(cfg.n_classes, cond_shapes)
+
+
+class MnistCINN(nn.Module):
+    """Class-conditional cINN on 28x28 digits.
+
+    ``x (B, 1, 28, 28)`` in [0, 1] (dequantized pixels ``(k + u) / 256``), ``labels (B,)`` int64.
+    ``forward -> (zs, logdet)`` with ``zs`` a list of ``(B, ...)`` latent levels.
+    """
+
+    def __init__(self, config: MnistConfig):
+        super().__init__()
+        self.config = config
+        build = {"fc": _build_fc, "multiscale": _build_multiscale}.get(config.arch)
+        if build is None:
+            raise ValueError(f"unknown MNIST architecture {config.arch!r} (expected 'fc' or 'multiscale')")
+        self.flow, self.cond_net = build(config)
+        _init_subnets(self.flow, config.init_std)
+        self.dims = math.prod(config.image_shape)
+
+    def cond_feats(self, labels: Tensor, dtype: torch.dtype) -> list[Tensor]:
+        return self.cond_net(labels, dtype)
+
+    def preprocess(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Fixed map from data units to the flow's input, with its ``(B,)`` log-det."""
+        cfg = self.config
+        a = cfg.logit_alpha
+        if a > 0:
+            p = a + (1 - 2 * a) * x
+            v = torch.log(p) - torch.log1p(-p)
+            logdet = math.log(1 - 2 * a) - torch.log(p) - torch.log1p(-p)
+            return v, logdet.reshape(x.shape[0], -1).sum(1)
+        v = (x - cfg.data_mean) / cfg.data_std
+        return v, x.new_full((x.shape[0],), -self.dims * math.log(cfg.data_std))
+
+    def postprocess(self, v: Tensor) -> Tensor:
+        """Inverse of ``preprocess``."""
+        cfg = self.config
+        a = cfg.logit_alpha
+        if a > 0:
+            return (torch.sigmoid(v) - a) / (1 - 2 * a)
+        return v * cfg.data_std + cfg.data_mean
+
+    def forward(self, x: Tensor, labels: Tensor) -> tuple[list[Tensor], Tensor]:
+        v, logdet_pre = self.preprocess(x)
+        zs, logdet = self.flow(v, self.cond_feats(labels, x.dtype))
+        return zs, logdet + logdet_pre
+
+    def inverse(self, zs: list[Tensor], labels: Tensor) -> Tensor:
+        v, _ = self.flow.inverse(zs, self.cond_feats(labels, zs[0].dtype))
+        return self.postprocess(v)
+
+    def log_prob(self, x: Tensor, labels: Tensor) -> Tensor:
+        """``(B,)`` log-density of ``x`` (natural log, data units) under the model."""
+        zs, logdet = self(x, labels)
+        sq = sum(z.pow(2).reshape(z.shape[0], -1).sum(1) for z in zs)
+        return -0.5 * sq - 0.5 * self.dims * _LOG_2PI + logdet
+
+    @torch.no_grad()
+    def latent_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes (without batch) of the latent levels, in exit order."""
+        p = next(self.parameters())
+        x = torch.full((1, *self.config.image_shape), 0.5, dtype=p.dtype, device=p.device)
+        zs, _ = self(x, torch.zeros(1, dtype=torch.long, device=p.device))
+        return [tuple(z.shape[1:]) for z in zs]
+
+
+def bits_per_dim(log_prob_y: Tensor, dims: int, levels: int = 256) -> Tensor:
+    """RealNVP/Glow bits/dim for 8-bit data seen as ``y = (k + u) / levels``.
+
+    ``-log p(y) / (D ln 2) + log2(levels)``: the density of ``k + u`` in [0, 256)^D, in bits.
+    """
+    return -log_prob_y / (dims * math.log(2)) + math.log2(levels)
+
+
+def build_model(task: str, config_dict: dict[str, Any]) -> MnistCINN:
+    """Rebuild a model from its task name and stored config."""
+    if task == "mnist":
+        return MnistCINN(MnistConfig.from_dict(config_dict))
+    raise ValueError(f"unknown task {task!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
