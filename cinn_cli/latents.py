@@ -1,0 +1,125 @@
+"""Latent files (``.safetensors``) and per-image seeds.
+
+A latent file holds one tensor per latent level (``z0``, ``z1``, ... without the batch
+dimension) and metadata (strings):
+
+    format          "cinn-latent"
+    format_version  "1"
+    task            "mnist"
+    condition       JSON: {"digit": 7}
+    image_size      "28x28"
+    seed            the per-image seed that drew the noise ("" for an encoded image)
+    temperature     the sampling temperature ("" for an encoded image)
+    model_sha256    SHA-256 of the model file that made it
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .storage import ModelFileError, atomic_write_bytes, read_header
+
+LATENT_FORMAT = "cinn-latent"
+LATENT_FORMAT_VERSION = "1"
+
+
+class LatentFileError(ModelFileError):
+    """A latent file that cannot be used; the message is one sentence."""
+
+
+def derive_seed(seed: int, key: str, index: int) -> int:
+    """The seed of one output, from the run's ``--seed``, the output's key (a relative path or
+    a name like ``7-0001``) and the sample index: independent of batch size, order and device."""
+    digest = hashlib.sha256(f"{seed}\0{key}\0{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # fits an int64
+
+
+def draw_latent(shapes: list[tuple[int, ...]], seed: int, temperature: float) -> list[Tensor]:
+    """One sample's latent levels ``z ~ N(0, T^2 I)`` from its own CPU generator (so the same
+    seed gives the same numbers on every device)."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=g) * temperature for shape in shapes]
+
+
+@dataclass
+class Latent:
+    zs: list[Tensor]  # per level, no batch dimension
+    task: str
+    condition: dict[str, Any]
+    image_size: str
+    model_sha256: str
+    seed: int | None = None
+    temperature: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def save_latent(path: str | os.PathLike, latent: Latent) -> None:
+    from safetensors.torch import save
+
+    tensors = {f"z{i}": z.detach().cpu().float().contiguous() for i, z in enumerate(latent.zs)}
+    metadata = {
+        "format": LATENT_FORMAT,
+        "format_version": LATENT_FORMAT_VERSION,
+        "task": latent.task,
+        "condition": json.dumps(latent.condition),
+        "image_size": latent.image_size,
+        "seed": "" if latent.seed is None else str(latent.seed),
+        "temperature": "" if latent.temperature is None else repr(latent.temperature),
+        "model_sha256": latent.model_sha256,
+        **latent.extra,
+    }
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def load_latent(path: str | os.PathLike) -> Latent:
+    """Read and check a latent file; raises ``LatentFileError`` with a one-sentence reason."""
+    from safetensors.torch import load_file
+
+    try:
+        metadata, names = read_header(path)
+    except ModelFileError as e:
+        raise LatentFileError(str(e)) from None
+    if metadata.get("format") != LATENT_FORMAT:
+        raise LatentFileError(f"{path}: not a cinn latent file")
+    if metadata.get("format_version") != LATENT_FORMAT_VERSION:
+        raise LatentFileError(f"{path}: latent format version {metadata.get('format_version')!r} is not supported")
+    levels = sorted(names, key=lambda k: int(k[1:]) if k[1:].isdigit() else -1)
+    if not levels or any(k != f"z{i}" for i, k in enumerate(levels)):
+        raise LatentFileError(f"{path}: the latent levels are not named z0, z1, ...")
+    tensors = load_file(str(path))
+    try:
+        condition = json.loads(metadata.get("condition", "{}"))
+    except json.JSONDecodeError:
+        raise LatentFileError(f"{path}: the condition in the metadata is not JSON") from None
+    known = {"format", "format_version", "task", "condition", "image_size", "seed", "temperature", "model_sha256"}
+    return Latent(
+        zs=[tensors[k] for k in levels],
+        task=metadata.get("task", ""),
+        condition=condition,
+        image_size=metadata.get("image_size", ""),
+        model_sha256=metadata.get("model_sha256", ""),
+        seed=int(metadata["seed"]) if metadata.get("seed") else None,
+        temperature=float(metadata["temperature"]) if metadata.get("temperature") else None,
+        extra={k: v for k, v in metadata.items() if k not in known},
+    )
+
+
+def check_latent_fits(latent: Latent, path: Path, task: str, shapes: list[tuple[int, ...]], model_sha256: str) -> None:
+    """Refuse a latent made for another task, shape or model, in one sentence."""
+    if latent.task != task:
+        raise LatentFileError(f"{path}: a latent of a {latent.task!r} model, not {task!r}")
+    got = [tuple(z.shape) for z in latent.zs]
+    if got != [tuple(s) for s in shapes]:
+        raise LatentFileError(f"{path}: latent shapes {got} do not fit this model ({shapes})")
+    if latent.model_sha256 and model_sha256 and latent.model_sha256 != model_sha256:
+        raise LatentFileError(
+            f"{path}: made by another model (sha256 {latent.model_sha256[:12]}…, this one is {model_sha256[:12]}…)"
+        )

@@ -1,0 +1,228 @@
+"""Model files: ``.safetensors`` tensors plus JSON metadata, and the shipped-weight lookup.
+
+Metadata keys (all strings, as safetensors requires):
+
+    format          "cinn-model"
+    format_version  "1"
+    task            "mnist" (the model family; decides which config class rebuilds it)
+    config          the model config as JSON
+    training        JSON: command, data, steps, time (free-form, shown by ``cinn info``)
+    metrics         JSON: e.g. {"test_bits_per_dim": 1.08}
+    cinn_version    the package version that wrote the file
+
+Loading checks each of these and says in one sentence what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+MODEL_FORMAT = "cinn-model"
+MODEL_FORMAT_VERSION = "1"
+SHIPPED = ("mnist", "colorize")
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message is one sentence for the user."""
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about itself (besides its tensors)."""
+
+    path: Path
+    task: str
+    config: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    cinn_version: str = ""
+    sha256: str = ""
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cinn")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file in the same folder, then rename it over ``path``.
+
+    A killed process leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of a model shipped in the package (``weights/<name>.safetensors`` in the repository).
+
+    Found through ``importlib.resources``, so a non-editable install works too.
+    """
+    return Path(str(resources.files("cinn_cli.weights") / f"{name}.safetensors"))
+
+
+def resolve_weights(weights: str | None, default: str) -> Path:
+    """``--weights`` value (a path, or a shipped model's name) or the shipped default, as a path."""
+    if weights is None:
+        return shipped_weights(default)
+    if weights in SHIPPED and not Path(weights).exists():
+        return shipped_weights(weights)
+    return Path(weights)
+
+
+def save_model(
+    model,
+    path: str | os.PathLike,
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    half: bool = False,
+) -> None:
+    """Write ``model`` (a core model with ``.config``) atomically as a model file.
+
+    ``half=True`` stores floating-point tensors as float16 (loading returns float32).
+    """
+    from safetensors.torch import save
+
+    tensors = {}
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu()
+        if half and t.is_floating_point():
+            t = t.half()
+        tensors[name] = t.contiguous()
+    metadata = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "task": model.config.task,
+        "config": json.dumps(model.config.to_dict()),
+        "training": json.dumps(training or {}),
+        "metrics": json.dumps(metrics or {}),
+        "cinn_version": package_version(),
+    }
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Read a safetensors file's header without loading tensors.
+
+    Returns ``(metadata, tensors)`` where ``tensors`` maps names to ``{"dtype", "shape"}``.
+    Raises ``ModelFileError`` for a missing, unreadable, non-safetensors or truncated file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder, not a .safetensors file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ModelFileError(f"{path}: not a safetensors file (too short)")
+            n = int.from_bytes(head, "little")
+            if n <= 0 or n > min(size - 8, 100_000_000):
+                raise ModelFileError(f"{path}: not a safetensors file (bad header length)")
+            header = json.loads(f.read(n))
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: not a safetensors file (header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
+    if 8 + n + end > size:
+        raise ModelFileError(f"{path}: the file is truncated ({size} bytes, {8 + n + end} expected)")
+    tensors = {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in header.items()}
+    return metadata, tensors
+
+
+def read_model_info(path: str | os.PathLike) -> ModelInfo:
+    """Check a model file's metadata and return it (tensors are not loaded)."""
+    metadata, _ = read_header(path)
+    fmt = metadata.get("format")
+    if fmt != MODEL_FORMAT:
+        what = f"a {fmt!r} file" if fmt else "a safetensors file without cinn metadata"
+        raise ModelFileError(f"{path}: not a cinn model file ({what})")
+    if metadata.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {metadata.get('format_version')!r} is not supported "
+            f"by this cinn (it reads version {MODEL_FORMAT_VERSION})"
+        )
+    try:
+        config = json.loads(metadata["config"])
+        training = json.loads(metadata.get("training", "{}"))
+        metrics = json.loads(metadata.get("metrics", "{}"))
+    except (KeyError, json.JSONDecodeError):
+        raise ModelFileError(f"{path}: the model config in the metadata is missing or not JSON") from None
+    return ModelInfo(
+        path=Path(path),
+        task=metadata.get("task", ""),
+        config=config,
+        training=training,
+        metrics=metrics,
+        cinn_version=metadata.get("cinn_version", ""),
+    )
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu"):
+    """Load a model file strictly: returns ``(model in eval mode, ModelInfo)``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .core.model import build_model
+
+    info = read_model_info(path)
+    try:
+        model = build_model(info.task, info.config)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: the stored config cannot build a model ({e})") from None
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(f"{path}: the tensors cannot be read ({e})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    if missing or extra or wrong:
+        detail = "; ".join(
+            f"{label} {names[:3]}{'...' if len(names) > 3 else ''}"
+            for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
+            if names
+        )
+        raise ModelFileError(f"{path}: the stored config does not match the tensors ({detail})")
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    model.load_state_dict(state, strict=True)
+    model.eval().to(device)
+    info.sha256 = file_sha256(path)
+    return model, info
