@@ -89,9 +89,7 @@ class ConvSubnet(nn.Module):
     Shapes: ``x (B, c_in, H, W)``, ``cond (B, c_cond, H, W)`` -> ``(B, c_out, H, W)``.
     """
 
-    def __init__(
-        self, c_in: int, c_out: int, *, c_cond: int, hidden: int, kernel: int = 3, depth: int = 3
-    ):
+    def __init__(self, c_in: int, c_out: int, *, c_cond: int, hidden: int, kernel: int = 3, depth: int = 3):
         super().__init__()
         pad = kernel // 2
         self.first = nn.Conv2d(c_in, hidden, kernel, padding=pad)
@@ -212,7 +210,6 @@ class FixedOrthogonal(InvertibleModule):
         super().__init__()
         w = random_orthogonal(channels, seed)
         self.register_buffer("weight", w.float())
-        self.register_buffer("weight_inv", w.t().contiguous().float())
 
     def _mix(self, x: Tensor, w: Tensor) -> Tensor:
         if x.dim() == 2:
@@ -227,10 +224,8 @@ class FixedOrthogonal(InvertibleModule):
         return self._mix(x, self.weight), self._logdet(x, self.weight)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        # The exact inverse of the stored W, in the working dtype: W is stored rounded (float32,
-        # or float16 in half-precision model files), so ``weight_inv`` (= W^T) inverts it only to
-        # that rounding, and log|det W^T| is not minus log|det W|. ``weight_inv`` stays a buffer
-        # only so the state_dict keys don't change.
+        # The exact inverse of the stored W in the working dtype, not W^T: W is stored rounded
+        # (float32, or float16 in half-precision files), so W^T inverts it only to that rounding.
         w_inv = torch.linalg.inv_ex(self.weight).inverse
         return self._mix(y, w_inv), -self._logdet(y, self.weight)
 

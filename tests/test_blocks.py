@@ -1,0 +1,426 @@
+"""Correctness of the invertible blocks and of the ``Flow`` container (DESIGN.md section 4).
+
+Every check runs in float64 with the parameters randomised first: the last subnet layers start
+at zero, so an untouched coupling is the identity and would hide a wrong inverse or log-det.
+The log-det is checked against ``slogdet`` of the brute-force autograd Jacobian, per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.autograd.functional import jacobian
+
+from cinn_cli.core.blocks import (
+    AffineCoupling,
+    ConvSubnet,
+    ExitSplit,
+    FCSubnet,
+    FixedOrthogonal,
+    FixedPermutation,
+    Flatten,
+    Flow,
+    HaarDownsample,
+    Squeeze,
+    soft_clamp,
+)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+ROUND_TRIP_TOL = 1e-10
+LOGDET_TOL = 1e-8
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def randomise_(module: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
+    """Set every parameter to ``scale * randn`` from a seeded generator (in place); returns it."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
+    return module
+
+
+def randn(*shape: int, seed: int) -> Tensor:
+    """A seeded float64 standard-normal tensor."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def max_abs_diff(a: Tensor, b: Tensor) -> float:
+    assert a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}"
+    return (a - b).abs().max().item()
+
+
+def jacobian_logdets(fn: Callable[[Tensor, int], Tensor], x: Tensor) -> Tensor:
+    """``(B,)`` log|det J| of ``fn`` per sample, from the brute-force autograd Jacobian.
+
+    ``fn(x_i, i)`` maps sample ``i`` (a batch of one) to its flattened output ``(D,)``.
+    """
+    out = []
+    for i in range(x.shape[0]):
+        jac = jacobian(lambda t, i=i: fn(t, i), x[i : i + 1], vectorize=True)
+        jac = jac.reshape(jac.shape[0], -1)
+        assert jac.shape[0] == jac.shape[1], "the map must be square"
+        sign, logabs = torch.linalg.slogdet(jac)
+        assert sign != 0, "singular Jacobian"
+        out.append(logabs)
+    return torch.stack(out)
+
+
+def flat(zs: Tensor | list[Tensor]) -> Tensor:
+    """``(B, D)``: a tensor, or a list of latent levels, flattened and concatenated per sample."""
+    if isinstance(zs, Tensor):
+        zs = [zs]
+    return torch.cat([z.reshape(z.shape[0], -1) for z in zs], dim=1)
+
+
+# --------------------------------------------------------------------------- the block cases
+
+
+@dataclass
+class Case:
+    """One block under test: how to build it and the shapes it is fed."""
+
+    make: Callable[[], nn.Module]
+    x_shape: tuple[int, ...]
+    y_shape: tuple[int, ...]
+    cond_shape: tuple[int, ...] | None = None
+
+
+def _coupling(channels: int, subnet: Callable, **kw) -> Callable[[], nn.Module]:
+    return lambda: AffineCoupling(channels, subnet, **kw)
+
+
+CASES = {
+    # odd widths (5 = 2 + 3, 3 = 1 + 2) so the two halves differ in size
+    "coupling-fc": Case(_coupling(5, partial(FCSubnet, d_cond=0, hidden=8)), (3, 5), (3, 5)),
+    "coupling-fc-cond": Case(
+        _coupling(5, partial(FCSubnet, d_cond=3, hidden=8, depth=3), clamp=0.7, cond_index=0),
+        (3, 5),
+        (3, 5),
+        cond_shape=(3, 3),
+    ),
+    "coupling-conv": Case(_coupling(3, partial(ConvSubnet, c_cond=0, hidden=4)), (2, 3, 4, 4), (2, 3, 4, 4)),
+    "coupling-conv-cond": Case(
+        _coupling(4, partial(ConvSubnet, c_cond=2, hidden=4), clamp=2.0, cond_index=0),
+        (2, 4, 4, 4),
+        (2, 4, 4, 4),
+        cond_shape=(2, 2, 4, 4),
+    ),
+    "permutation-vec": Case(lambda: FixedPermutation(6, seed=3), (3, 6), (3, 6)),
+    "permutation-img": Case(lambda: FixedPermutation(4, seed=3), (2, 4, 3, 3), (2, 4, 3, 3)),
+    "orthogonal-vec": Case(lambda: FixedOrthogonal(5, seed=1), (3, 5), (3, 5)),
+    "orthogonal-img": Case(lambda: FixedOrthogonal(4, seed=2), (2, 4, 3, 3), (2, 4, 3, 3)),
+    # non-square images catch a swapped height/width
+    "haar-1.0": Case(lambda: HaarDownsample(1.0), (2, 2, 4, 6), (2, 8, 2, 3)),
+    "haar-0.5": Case(lambda: HaarDownsample(0.5), (2, 2, 4, 6), (2, 8, 2, 3)),
+    "squeeze": Case(lambda: Squeeze(), (2, 2, 4, 6), (2, 8, 2, 3)),
+    "flatten": Case(lambda: Flatten((2, 3, 4)), (2, 2, 3, 4), (2, 24)),
+}
+
+
+@pytest.fixture(params=list(CASES), ids=list(CASES))
+def case(request) -> tuple[nn.Module, Tensor, Tensor, Tensor | None]:
+    """``(block, x, y, cond)``: a float64 block with random parameters and random inputs.
+
+    ``y`` is a random point of the output space (for the inverse-first checks).
+    """
+    c = CASES[request.param]
+    block = randomise_(c.make().double(), seed=1)
+    x = randn(*c.x_shape, seed=2)
+    y = randn(*c.y_shape, seed=3)
+    cond = None if c.cond_shape is None else randn(*c.cond_shape, seed=4)
+    return block, x, y, cond
+
+
+def _one(cond: Tensor | None, i: int) -> Tensor | None:
+    return None if cond is None else cond[i : i + 1]
+
+
+# --------------------------------------------------------------------------- per-block checks
+
+
+def test_output_shape(case):
+    """Forward gives the documented output shape and a (B,) log-det; inverse restores the shape."""
+    block, x, y, cond = case
+    out, logdet = block(x, cond)
+    assert out.shape == y.shape
+    assert logdet.shape == (x.shape[0],)
+    back, logdet_inv = block.inverse(out, cond)
+    assert back.shape == x.shape
+    assert logdet_inv.shape == (x.shape[0],)
+    assert out.dtype == back.dtype == logdet.dtype == torch.float64
+
+
+def test_round_trip_forward_then_inverse(case):
+    """inverse(forward(x)) == x to 1e-10: the inverse really undoes the forward map."""
+    block, x, _, cond = case
+    out, _ = block(x, cond)
+    back, _ = block.inverse(out, cond)
+    assert max_abs_diff(back, x) < ROUND_TRIP_TOL
+
+
+def test_round_trip_inverse_then_forward(case):
+    """forward(inverse(y)) == y to 1e-10, starting from a random point of the output space."""
+    block, _, y, cond = case
+    x, _ = block.inverse(y, cond)
+    again, _ = block(x, cond)
+    assert max_abs_diff(again, y) < ROUND_TRIP_TOL
+
+
+def test_forward_logdet_matches_jacobian(case):
+    """The forward log-det equals log|det| of the brute-force Jacobian, per sample, to 1e-8."""
+    block, x, _, cond = case
+    _, logdet = block(x, cond)
+    expected = jacobian_logdets(lambda t, i: flat(block(t, _one(cond, i))[0])[0], x)
+    assert max_abs_diff(logdet, expected) < LOGDET_TOL
+
+
+def test_inverse_logdet_matches_jacobian(case):
+    """The inverse log-det equals log|det| of the inverse map's Jacobian, per sample, to 1e-8."""
+    block, _, y, cond = case
+    _, logdet_inv = block.inverse(y, cond)
+    expected = jacobian_logdets(lambda t, i: flat(block.inverse(t, _one(cond, i))[0])[0], y)
+    assert max_abs_diff(logdet_inv, expected) < LOGDET_TOL
+
+
+def test_forward_and_inverse_logdets_opposite(case):
+    """log|det| of the inverse at y = f(x) is exactly minus that of the forward at x (1e-10)."""
+    block, x, _, cond = case
+    out, logdet = block(x, cond)
+    _, logdet_inv = block.inverse(out, cond)
+    assert (logdet + logdet_inv).abs().max().item() < ROUND_TRIP_TOL
+
+
+def test_inputs_not_modified(case):
+    """Neither forward nor inverse writes into x, y or the condition."""
+    block, x, y, cond = case
+    saved = [t.clone() for t in (x, y, cond) if t is not None]
+    block(x, cond)
+    block.inverse(y, cond)
+    for before, now in zip(saved, [t for t in (x, y, cond) if t is not None], strict=True):
+        assert torch.equal(before, now)
+
+
+def test_condition_is_used():
+    """A conditional coupling's output depends on its condition (so the tests above see it)."""
+    c = CASES["coupling-conv-cond"]
+    block = randomise_(c.make().double(), seed=1)
+    x, cond = randn(*c.x_shape, seed=2), randn(*c.cond_shape, seed=4)
+    y1, _ = block(x, cond)
+    y2, _ = block(x, cond + 1.0)
+    assert max_abs_diff(y1, y2) > 1e-3
+
+
+def test_couplings_start_as_identity():
+    """Freshly built couplings (zero last layers) are the identity with log-det 0."""
+    for name in ("coupling-fc-cond", "coupling-conv-cond"):
+        c = CASES[name]
+        block = c.make().double()
+        x, cond = randn(*c.x_shape, seed=2), randn(*c.cond_shape, seed=4)
+        y, logdet = block(x, cond)
+        assert torch.equal(y, x)
+        assert torch.equal(logdet, torch.zeros(x.shape[0], dtype=torch.float64))
+
+
+def test_haar_rebalance_logdet_value():
+    """Haar with rebalance r has log-det C*H*W*log(r): 0 for r = 1, -CHW*log 2 for r = 0.5."""
+    x = randn(2, 3, 4, 6, seed=0)
+    assert torch.equal(HaarDownsample(1.0).double()(x)[1], torch.zeros(2, dtype=torch.float64))
+    ld = HaarDownsample(0.5).double()(x)[1]
+    assert torch.allclose(ld, torch.full((2,), -72 * math.log(2), dtype=torch.float64))
+
+
+def test_haar_rejects_odd_sizes():
+    """Haar downsampling of an odd-sized image is a clear ValueError, not a silent crop."""
+    with pytest.raises(ValueError, match="even"):
+        HaarDownsample()(torch.zeros(1, 1, 5, 4))
+
+
+# --------------------------------------------------------------------------- soft clamp
+
+
+def test_soft_clamp_bounded():
+    """soft_clamp keeps values strictly inside (-alpha, alpha), even for huge inputs."""
+    s = torch.cat([torch.linspace(-1e3, 1e3, 2001, dtype=torch.float64), torch.tensor([-1e6, 1e6])])
+    for alpha in (0.5, 1.0, 2.5):
+        c = soft_clamp(s, alpha)
+        assert c.abs().max().item() < alpha
+        assert torch.all(torch.diff(c[:-2]) > 0), "soft_clamp must be strictly increasing"
+
+
+def test_soft_clamp_slope_at_zero():
+    """soft_clamp is 0 at 0 with slope 2/pi there, whatever alpha (the reference code's form)."""
+    for alpha in (0.5, 1.0, 2.5):
+        s = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        out = soft_clamp(s, alpha)
+        (grad,) = torch.autograd.grad(out.sum(), s)
+        assert out.item() == 0.0
+        assert grad.item() == pytest.approx(2 / math.pi, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- fixed mixing
+
+
+@pytest.mark.parametrize("cls", [FixedPermutation, FixedOrthogonal])
+def test_mixing_is_saved_seeded_and_leaves_global_rng(cls):
+    """The fixed mixing is a state_dict buffer, a function of its seed only, and building it
+    does not consume the global torch RNG (so building a model never shifts other randomness)."""
+    state = torch.get_rng_state()
+    a, b, other = cls(7, seed=5), cls(7, seed=5), cls(7, seed=6)
+    assert torch.equal(torch.get_rng_state(), state)
+
+    key = "perm" if cls is FixedPermutation else "weight"
+    sd = a.state_dict()
+    assert key in sd
+    assert torch.equal(sd[key], b.state_dict()[key])
+    assert not torch.equal(sd[key], other.state_dict()[key])
+
+
+def test_permutation_is_a_permutation():
+    """FixedPermutation's buffer holds each index exactly once, and inv_perm undoes it."""
+    m = FixedPermutation(9, seed=0)
+    assert torch.equal(torch.sort(m.perm).values, torch.arange(9))
+    assert torch.equal(m.perm[m.inv_perm], torch.arange(9))
+
+
+def test_orthogonal_weight_is_orthogonal():
+    """FixedOrthogonal's stored matrix is orthogonal (to float32 rounding): volume-preserving."""
+    w = FixedOrthogonal(6, seed=0).weight.double()
+    assert max_abs_diff(w @ w.t(), torch.eye(6, dtype=torch.float64)) < 1e-6
+
+
+# --------------------------------------------------------------------------- the Flow container
+
+X_SHAPE = (2, 2, 4, 4)
+LATENT_SHAPES = [(4, 2, 2), (6, 1, 1), (10,)]  # 16 + 6 + 10 = 32 = 2 * 4 * 4
+COND_SHAPES = [(2, 2, 2), (3, 2, 2), (3,)]
+
+
+def small_flow() -> Flow:
+    """A multi-scale flow on 2x4x4 images with three exits and three condition levels.
+
+    2x4x4 -Haar(0.5)-> 8x2x2 [coupling c0, orthogonal] exit 4 -> 4x2x2 [coupling c1] -squeeze->
+    16x1x1 exit 6 -> 10x1x1 -flatten-> 10 [coupling c2, permutation].
+    """
+    conv0 = partial(ConvSubnet, c_cond=2, hidden=4)
+    conv1 = partial(ConvSubnet, c_cond=3, hidden=4)
+    fc2 = partial(FCSubnet, d_cond=3, hidden=8)
+    return Flow(
+        [
+            HaarDownsample(0.5),
+            AffineCoupling(8, conv0, cond_index=0),
+            FixedOrthogonal(8, seed=0),
+            ExitSplit(4),
+            AffineCoupling(4, conv1, cond_index=1),
+            Squeeze(),
+            ExitSplit(6),
+            Flatten((10, 1, 1)),
+            AffineCoupling(10, fc2, cond_index=2),
+            FixedPermutation(10, seed=1),
+        ]
+    )
+
+
+@pytest.fixture
+def flow_setup() -> tuple[Flow, Tensor, list[Tensor], list[Tensor]]:
+    """``(flow, x, zs, conds)``: float64 flow with random parameters, random data and latents."""
+    flow = randomise_(small_flow().double(), seed=1)
+    b = X_SHAPE[0]
+    x = randn(*X_SHAPE, seed=2)
+    zs = [randn(b, *s, seed=10 + k) for k, s in enumerate(LATENT_SHAPES)]
+    conds = [randn(b, *s, seed=20 + k) for k, s in enumerate(COND_SHAPES)]
+    return flow, x, zs, conds
+
+
+def _unflat(v: Tensor, b: int) -> list[Tensor]:
+    """Split ``(B, 32)`` back into the latent levels of ``small_flow``."""
+    sizes = [math.prod(s) for s in LATENT_SHAPES]
+    return [p.reshape(b, *s) for p, s in zip(v.split(sizes, dim=1), LATENT_SHAPES, strict=True)]
+
+
+def _cond_i(conds: list[Tensor], i: int) -> list[Tensor]:
+    return [c[i : i + 1] for c in conds]
+
+
+def test_flow_latent_shapes(flow_setup):
+    """The flow emits one latent level per exit plus the remainder, in exit order."""
+    flow, x, _, conds = flow_setup
+    zs, logdet = flow(x, conds)
+    assert [tuple(z.shape[1:]) for z in zs] == LATENT_SHAPES
+    assert logdet.shape == (X_SHAPE[0],)
+
+
+def test_flow_round_trips(flow_setup):
+    """inverse(forward(x)) == x and forward(inverse(zs)) == zs, to 1e-10."""
+    flow, x, zs, conds = flow_setup
+    out, _ = flow(x, conds)
+    back, _ = flow.inverse(out, conds)
+    assert max_abs_diff(back, x) < ROUND_TRIP_TOL
+    x2, _ = flow.inverse(zs, conds)
+    again, _ = flow(x2, conds)
+    assert max_abs_diff(flat(again), flat(zs)) < ROUND_TRIP_TOL
+
+
+def test_flow_logdets_match_jacobian(flow_setup):
+    """Forward and inverse log-dets equal the brute-force Jacobians' (latents concatenated)."""
+    flow, x, zs, conds = flow_setup
+    _, logdet = flow(x, conds)
+    expected = jacobian_logdets(lambda t, i: flat(flow(t, _cond_i(conds, i))[0])[0], x)
+    assert max_abs_diff(logdet, expected) < LOGDET_TOL
+
+    _, logdet_inv = flow.inverse(zs, conds)
+    v = flat(zs)
+    expected_inv = jacobian_logdets(
+        lambda t, i: flow.inverse(_unflat(t, 1), _cond_i(conds, i))[0].reshape(-1), v
+    )
+    assert max_abs_diff(logdet_inv, expected_inv) < LOGDET_TOL
+
+
+def test_flow_logdets_opposite(flow_setup):
+    """The flow's forward and inverse log-dets sum to 0 (1e-10)."""
+    flow, x, _, conds = flow_setup
+    out, logdet = flow(x, conds)
+    _, logdet_inv = flow.inverse(out, conds)
+    assert (logdet + logdet_inv).abs().max().item() < ROUND_TRIP_TOL
+
+
+def test_flow_inputs_not_modified(flow_setup):
+    """Flow.forward/inverse leave x, the latents and every condition untouched."""
+    flow, x, zs, conds = flow_setup
+    tensors = [x, *zs, *conds]
+    saved = [t.clone() for t in tensors]
+    flow(x, conds)
+    flow.inverse(zs, conds)
+    for before, now in zip(saved, tensors, strict=True):
+        assert torch.equal(before, now)
+
+
+def test_flow_routes_conditions_by_cond_index(flow_setup):
+    """Each block reads ``conds[cond_index]``: changing condition k changes only the latent
+    levels that leave the flow after the block reading it."""
+    flow, x, _, conds = flow_setup
+    base = flow(x, conds)[0]
+    for k, changed_levels in [(0, {0, 1, 2}), (1, {1, 2}), (2, {2})]:
+        bumped = list(conds)
+        bumped[k] = conds[k] + 0.5
+        zs = flow(x, bumped)[0]
+        for level, (z, z0) in enumerate(zip(zs, base, strict=True)):
+            differs = max_abs_diff(z, z0) > 1e-6
+            assert differs == (level in changed_levels), f"condition {k}, level {level}"
+
+
+def test_flow_inverse_rejects_extra_latent_levels(flow_setup):
+    """A latent with more levels than the flow has exits is a ValueError, not a silent result."""
+    flow, _, zs, conds = flow_setup
+    extra = torch.zeros_like(zs[0])
+    with pytest.raises(ValueError, match="left over"):
+        flow.inverse([extra, *zs], conds)
