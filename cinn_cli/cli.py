@@ -1,0 +1,404 @@
+"""The ``cinn`` command line: parse, validate, call one pipeline, print the report.
+
+Torch is imported inside the commands only, so ``cinn --help`` and ``cinn --version`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+DEVICE_HELP = "auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N or mps."
+BITS_HELP = (
+    "Bits/dim follow the RealNVP/Glow convention: 8-bit pixels k, dequantized as y = (k + u) / 256 "
+    "with u ~ U[0,1), bits/dim = -log p(y) / (784 ln 2) + 8, on the 10,000 MNIST test images."
+)
+
+
+def parse_digits(spec: str) -> list[int]:
+    """``"7"``, ``"3,5"``, ``"0-9"`` or ``"1,4-6"`` -> sorted unique digits."""
+    digits: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            a, b = (int(lo), int(hi)) if sep else (int(part), int(part))
+        except ValueError:
+            raise click.BadParameter(f"{spec!r} is not a digit list such as 7, 3,5 or 0-9") from None
+        if not (0 <= a <= b <= 9):
+            raise click.BadParameter(f"{spec!r}: digits must be 0-9 (ranges low-high)")
+        digits.update(range(a, b + 1))
+    return sorted(digits)
+
+
+def resolve_device(spec: str):
+    import torch
+
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise click.BadParameter(f"{spec!r} is not a device ({DEVICE_HELP})", param_hint="--device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA was requested but is not available", param_hint="--device")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise click.BadParameter("MPS was requested but is not available", param_hint="--device")
+    return device
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cinn")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+json_option = click.option(
+    "--json",
+    "json_lines",
+    is_flag=True,
+    help="Print one JSON object per line on stdout (files, then a summary).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(_version(), "--version", "-V", prog_name="cinn")
+def main() -> None:
+    """Conditional invertible neural networks (cINN) from the command line.
+
+    Sample class-conditional MNIST digits from shipped weights, turn images into latent codes
+    and back, and train your own models. Progress and summaries go to stderr; stdout stays clean
+    for pipelines (use --json for machine-readable lines). Exit codes: 0 all done, 1 some
+    inputs failed, 2 usage error.
+
+    \b
+    Examples:
+      cinn sample --digit 7 -n 64
+      cinn train mnist --data ./mnist --out my-mnist.safetensors
+      cinn eval mnist --data ./mnist
+      cinn info weights/mnist.safetensors
+    """
+
+
+# --------------------------------------------------------------------------- info
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+def info(file: Path, json_lines: bool) -> None:
+    """Show a model or latent file's metadata, parameter count and tensor shapes."""
+    import json
+    import math
+
+    from .storage import ModelFileError, read_header
+
+    try:
+        metadata, tensors = read_header(file)
+    except ModelFileError as e:
+        raise click.ClickException(str(e)) from None
+    decoded = {}
+    for k, v in metadata.items():
+        try:
+            decoded[k] = json.loads(v) if v[:1] in "{[" else v
+        except json.JSONDecodeError:
+            decoded[k] = v
+    shapes = {k: v["shape"] for k, v in tensors.items()}
+    dtypes = sorted({v["dtype"] for v in tensors.values()})
+    kind = metadata.get("format", "safetensors (no cinn metadata)")
+    n_params = sum(
+        math.prod(v["shape"]) for k, v in tensors.items() if v["dtype"] in ("F32", "F16", "BF16", "F64")
+    )
+    if json_lines:
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(file),
+                    "format": kind,
+                    "metadata": decoded,
+                    "parameters": n_params,
+                    "tensors": shapes,
+                }
+            )
+        )
+        return
+    click.echo(f"{file}: {kind}")
+    for k, v in decoded.items():
+        if k == "format":
+            continue
+        click.echo(f"  {k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    label = "values" if kind == "cinn-latent" else "parameters and buffers (floating point)"
+    click.echo(f"  {len(tensors)} tensors ({', '.join(dtypes)}), {n_params:,} {label}")
+    if kind == "cinn-latent" or len(tensors) <= 12:
+        for k, s in shapes.items():
+            click.echo(f"    {k}: {tuple(s)}")
+
+
+# --------------------------------------------------------------------------- sample
+
+
+@main.command()
+@click.option(
+    "--digit",
+    "-d",
+    "digit_spec",
+    default="0-9",
+    show_default=True,
+    help="Digits to draw: 7, a list 3,5 or a range 0-9.",
+)
+@click.option(
+    "-n", "n", default=16, show_default=True, type=click.IntRange(1, 100_000), help="Samples per digit."
+)
+@click.option(
+    "-t",
+    "--temperature",
+    default=0.8,
+    show_default=True,
+    type=click.FloatRange(0.0, 5.0),
+    help="Scale of the latent noise z ~ N(0, T^2). Below 1 trades variety for cleaner, more "
+    "legible digits; 0.8 keeps nearly the full variety of handwriting while every sample stays "
+    "recognisable (see README: sample accuracy by temperature).",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Run seed; same seed, same bytes. Default: a fresh one (printed)."
+)
+@click.option(
+    "-o", "--out", default="samples", show_default=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--grid/--no-grid", default=True, show_default=True, help="Write a contact sheet DIR/<digit>-grid.png."
+)
+@click.option(
+    "--latents/--no-latents", default=True, show_default=True, help="Write each sample's latent beside it."
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
+@click.option("--weights", default=None, help="Model file (default: the shipped MNIST model).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
+@device_option
+@json_option
+def sample(
+    digit_spec, n, temperature, seed, out, grid, latents, overwrite, weights, batch_size, device, json_lines
+):
+    """Draw class-conditional MNIST digits.
+
+    Writes DIR/<digit>-<k>.png for k = 0001..n (28x28 grayscale, white digit on black, as MNIST)
+    and beside each its latent DIR/<digit>-<k>.safetensors (decodable again, see cinn info).
+    Each image's noise comes from its own seed derived from (--seed, digit, k), stored in the
+    latent file and the PNG metadata. Existing outputs are skipped unless --overwrite.
+    """
+    digits = parse_digits(digit_spec)
+    from .pipelines.sample import new_seed, sample_digits
+    from .report import RunReport
+    from .storage import ModelFileError, resolve_weights
+
+    seed = new_seed() if seed is None else seed
+    report = RunReport("sample", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
+    try:
+        sample_digits(
+            weights=resolve_weights(weights, "mnist"),
+            digits=digits,
+            n=n,
+            temperature=temperature,
+            seed=seed,
+            out=out,
+            make_grid=grid,
+            latents=latents,
+            overwrite=overwrite,
+            device=resolve_device(device),
+            batch_size=batch_size,
+            report=report,
+        )
+    except (ModelFileError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"{e.filename or out}: {e.strerror}") from None
+    sys.exit(report.finish())
+
+
+# --------------------------------------------------------------------------- train
+
+
+@main.group()
+def train() -> None:
+    """Train a model from your data (progress bars, checkpoints, --resume)."""
+
+
+@train.command("mnist")
+@click.option(
+    "--data",
+    "data_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the MNIST IDX files (gzip or raw). Default: $CINN_MNIST.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write."
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["default", "paper"]),
+    default="default",
+    show_default=True,
+    help="default: our multi-scale convolutional cINN; paper: the reference code's 20-block fully "
+    "connected cINN and recipe (for comparison).",
+)
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs (default: the preset's).")
+@click.option(
+    "--steps", type=click.IntRange(1), default=None, help="Stop after this many steps (overrides --epochs)."
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=None, help="Batch size (default: the preset's)."
+)
+@click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint kept beside --out (<out>.ckpt).")
+@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
+@click.option(
+    "--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch)."
+)
+@device_option
+def train_mnist_cmd(
+    data_dir, out, preset, epochs, steps, batch_size, lr, seed, resume, checkpoint_minutes, eval_every, device
+):
+    """Train the class-conditional MNIST model.
+
+    Test bits/dim is evaluated each epoch and the model file is rewritten (atomically) after
+    every evaluation. A checkpoint is kept at <out>.ckpt; --resume continues from it.
+    """
+    import os
+
+    data_dir = data_dir or (Path(os.environ["CINN_MNIST"]) if os.environ.get("CINN_MNIST") else None)
+    if data_dir is None:
+        raise click.UsageError("give --data DIR (a folder with the MNIST IDX files) or set $CINN_MNIST")
+    from .mnist_data import MnistDataError
+    from .pipelines.train import train_mnist
+
+    dev = resolve_device(device)
+    try:
+        _, result = train_mnist(
+            data_dir=data_dir,
+            out=out,
+            preset=preset,
+            device=dev,
+            epochs=epochs,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            resume=resume,
+            checkpoint_minutes=checkpoint_minutes,
+            eval_every=eval_every,
+        )
+    except (MnistDataError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        sys.exit(130)
+    _print_training_summary(result)
+
+
+def _print_training_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="cinn train: summary", show_header=False)
+    table.add_row("model file", str(result.out))
+    table.add_row("steps", f"{result.steps:,} ({result.epochs_done:.2f} epochs)")
+    table.add_row("time", f"{result.seconds / 60:.1f} min")
+    table.add_row("train bits/dim (EMA)", f"{result.train_bits_per_dim:.4f}")
+    for k, v in result.metrics.items():
+        table.add_row(k.replace("_", " "), f"{v:.4f}")
+    table.add_row("skipped non-finite steps", str(result.skipped_steps))
+    Console(stderr=True).print(table)
+
+
+# --------------------------------------------------------------------------- eval
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Measure a model: likelihood and sample quality (definitions in the README)."""
+
+
+@eval_group.command("mnist")
+@click.option(
+    "--data",
+    "data_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder with the MNIST IDX files. Default: $CINN_MNIST.",
+)
+@click.option("--weights", default=None, help="Model file (default: the shipped MNIST model).")
+@click.option(
+    "-t",
+    "--temperature",
+    "temperatures",
+    multiple=True,
+    type=float,
+    default=(0.8,),
+    show_default=True,
+    help="Sampling temperature; repeat for a sweep.",
+)
+@click.option(
+    "--per-digit", default=1000, show_default=True, type=click.IntRange(2), help="Samples per digit."
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@device_option
+@json_option
+def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, device, json_lines):
+    """Test bits/dim and sample quality of an MNIST model.
+
+    \b
+    test bits/dim   on the 10,000 test images, one dequantization draw per image (seed 0)
+    sample accuracy fraction of samples the shipped MNIST classifier labels as the requested
+                    digit (overall and the worst digit)
+    Fréchet dist.   between classifier features of samples and of the test images; the
+                    train-vs-test value is the floor
+    diversity       mean pairwise L2 between samples of a digit / the same for test images
+    """
+    import json
+    import os
+
+    data_dir = data_dir or (Path(os.environ["CINN_MNIST"]) if os.environ.get("CINN_MNIST") else None)
+    if data_dir is None:
+        raise click.UsageError("give --data DIR (a folder with the MNIST IDX files) or set $CINN_MNIST")
+    from .mnist_data import MnistDataError
+    from .pipelines.evaluate import evaluate_mnist
+    from .storage import ModelFileError, resolve_weights
+
+    try:
+        r = evaluate_mnist(
+            weights=resolve_weights(weights, "mnist"),
+            data_dir=data_dir,
+            temperatures=list(temperatures),
+            per_digit=per_digit,
+            device=resolve_device(device),
+            seed=seed,
+        )
+    except (ModelFileError, MnistDataError, ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    if json_lines:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"model            {r['weights']}")
+    click.echo(f"test bits/dim    {r['test_bits_per_dim']:.4f}")
+    click.echo(f"Fréchet floor    {r['frechet_floor_train_vs_test']:.3f} (10k train vs test images)")
+    for s in r["samples"]:
+        click.echo(
+            f"T={s['temperature']:<5} sample accuracy {s['sample_accuracy']:.4f} "
+            f"(worst digit {s['worst_digit']}: {s['worst_digit_accuracy']:.4f}), "
+            f"Fréchet {s['frechet_distance']:.3f}, diversity {s['diversity']:.3f}"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,104 @@
+"""``cinn eval mnist``: test bits/dim, sample accuracy, Fréchet distance, diversity (EVALUATION.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..core.model import bits_per_dim
+from ..metrics import (
+    classifier_accuracy,
+    classifier_features,
+    diversity_ratio,
+    frechet_distance,
+    load_classifier,
+)
+from ..mnist_data import load_mnist
+from ..storage import load_model
+
+
+@torch.no_grad()
+def test_bits_per_dim(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    device: torch.device,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> float:
+    """Mean bits/dim of uint8 ``images (N, 28, 28)`` under their ``labels``, with one uniform
+    dequantization draw per image from a fixed seed (EVALUATION.md)."""
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for i in range(0, len(images), batch_size):
+        k = images[i : i + batch_size].unsqueeze(1).float()
+        y = (k + torch.rand(k.shape, generator=g)) / 256.0
+        lp = model.log_prob(y.to(device), labels[i : i + batch_size].to(device))
+        total += bits_per_dim(lp, 784).sum().item()
+    return total / len(images)
+
+
+@torch.no_grad()
+def draw_samples(
+    model: nn.Module,
+    per_digit: int,
+    temperature: float,
+    device: torch.device,
+    seed: int = 0,
+    batch_size: int = 500,
+) -> tuple[Tensor, Tensor]:
+    """``per_digit`` samples of every digit -> (uint8 images (10 * per_digit, 28, 28), labels)."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = model.latent_shapes()
+    labels = torch.arange(10).repeat_interleave(per_digit)
+    out = []
+    for i in range(0, len(labels), batch_size):
+        lab = labels[i : i + batch_size]
+        zs = [(torch.randn((len(lab), *s), generator=g) * temperature).to(device) for s in shapes]
+        x = model.inverse(zs, lab.to(device))
+        out.append(torch.floor(x[:, 0].float().cpu() * 256).clamp(0, 255).to(torch.uint8))
+    return torch.cat(out), labels
+
+
+def evaluate_mnist(
+    *,
+    weights: Path,
+    data_dir: Path,
+    temperatures: list[float],
+    per_digit: int,
+    device: torch.device,
+    seed: int = 0,
+) -> dict:
+    """All MNIST numbers for one model file; see EVALUATION.md for the definitions."""
+    model, info = load_model(weights, device=str(device))
+    if info.task != "mnist":
+        raise ValueError(f"{weights}: a {info.task!r} model, not an MNIST model")
+    test_x, test_y = load_mnist(data_dir, "test")
+    train_x, _ = load_mnist(data_dir, "train")
+    result: dict = {"weights": str(weights), "model_sha256": info.sha256}
+    result["test_bits_per_dim"] = test_bits_per_dim(model, test_x, test_y, device)
+    clf = load_classifier(device=device)
+    test_feats = classifier_features(clf, test_x)
+    floor_feats = classifier_features(clf, train_x[:10000])
+    result["frechet_floor_train_vs_test"] = frechet_distance(floor_feats, test_feats)
+    result["classifier_test_accuracy"] = classifier_accuracy(clf, test_x, test_y)[0]
+    result["samples"] = []
+    for t in temperatures:
+        samples, labels = draw_samples(model, per_digit, t, device, seed=seed)
+        overall, per = classifier_accuracy(clf, samples, labels)
+        per = per.nan_to_num(2.0)  # a digit without samples (none here) is never the worst
+        result["samples"].append(
+            {
+                "temperature": t,
+                "per_digit": per_digit,
+                "sample_accuracy": overall,
+                "worst_digit": int(per.argmin()),
+                "worst_digit_accuracy": float(per.min()),
+                "per_digit_accuracy": [round(float(a), 4) for a in per],
+                "frechet_distance": frechet_distance(classifier_features(clf, samples), test_feats),
+                "diversity": diversity_ratio(samples, labels, test_x, test_y),
+            }
+        )
+    return result

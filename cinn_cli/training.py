@@ -1,0 +1,254 @@
+"""The training loop shared by every task.
+
+A task (see ``pipelines/train.py``) provides the data and the numbers; this module provides the
+rest: Adam with weight decay, a per-step LR schedule, gradient clipping, a NaN/inf guard that
+never lets a bad step into the weights, tqdm progress on stderr, periodic atomic checkpoints
+beside the output file, ``resume``, and the model file written after every evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .storage import atomic_write_bytes, save_model
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Optimisation settings. ``milestones`` are in epochs (MultiStepLR); ``cosine`` decays the
+    LR to ``lr * final_lr_frac`` over all steps after a linear warm-up."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 1e-5
+    schedule: str = "cosine"  # "cosine" | "multistep"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    final_lr_frac: float = 0.0
+    clip: float = 10.0
+    adam_eps: float = 1e-8
+
+
+class TrainTask(Protocol):
+    """What the loop needs from a task."""
+
+    n_train: int
+
+    def batch(self, indices: Tensor, generator: torch.Generator, device: torch.device) -> tuple:
+        """The training batch for these example indices (noise drawn from ``generator``)."""
+
+    def loss(self, model: nn.Module, batch: tuple) -> Tensor:
+        """``(B,)`` negative log-likelihood in nats per dimension."""
+
+    def to_bits(self, nats_per_dim: float) -> float:
+        """Convert a training loss to the bits/dim the user sees."""
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Held-out metrics, e.g. ``{"test_bits_per_dim": ...}``."""
+
+
+class NonFiniteError(RuntimeError):
+    pass
+
+
+def lr_factor(recipe: Recipe, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base LR at ``step`` (0-based)."""
+    warm = min(1.0, (step + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
+    if recipe.schedule == "multistep":
+        epoch = step // steps_per_epoch
+        return warm * recipe.gamma ** sum(epoch >= m for m in recipe.milestones)
+    if recipe.schedule == "cosine":
+        t = min(1.0, step / max(1, total_steps))
+        lo = recipe.final_lr_frac
+        return warm * (lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * t)))
+    raise ValueError(f"unknown schedule {recipe.schedule!r}")
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """The data order of one epoch: a permutation that depends only on (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs_done: float
+    seconds: float
+    train_bits_per_dim: float
+    metrics: dict[str, float]
+    skipped_steps: int
+    out: Path
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM handler so the loop can checkpoint before exiting."""
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out.with_name(out.name + ".ckpt")
+
+
+def train(
+    model: nn.Module,
+    task: TrainTask,
+    recipe: Recipe,
+    *,
+    out: Path,
+    device: torch.device,
+    seed: int = 0,
+    max_steps: int | None = None,
+    resume: bool = False,
+    checkpoint_minutes: float = 5.0,
+    eval_every: int | None = None,
+    training_info: dict[str, Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train ``model`` on ``task``; write ``out`` after every evaluation and at the end.
+
+    ``eval_every`` is in steps (default: once per epoch). A checkpoint (model, optimiser, step,
+    RNG states) is kept at ``<out>.ckpt``; ``resume=True`` continues from it.
+    """
+    from tqdm import tqdm
+
+    steps_per_epoch = task.n_train // recipe.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch size {recipe.batch_size} is larger than the data ({task.n_train})")
+    total = max_steps if max_steps is not None else recipe.epochs * steps_per_epoch
+    eval_every = eval_every or steps_per_epoch
+    model.to(device).train()
+    opt = torch.optim.Adam(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps
+    )
+    noise = torch.Generator().manual_seed(seed + 1)
+    step, skipped, ema, metrics = 0, 0, None, {}
+    ckpt = checkpoint_path(out)
+    spent = 0.0  # seconds of training before this process (from the checkpoint)
+
+    if resume:
+        if not ckpt.exists():
+            raise FileNotFoundError(f"no checkpoint to resume from at {ckpt}")
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        noise.set_state(state["noise_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        step, skipped, ema, metrics = state["step"], state["skipped"], state["ema"], state["metrics"]
+        spent = state["seconds"]
+        log(f"resumed from {ckpt} at step {step}")
+
+    def save_checkpoint() -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "noise_rng": noise.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            "step": step,
+            "skipped": skipped,
+            "ema": ema,
+            "metrics": metrics,
+            "seconds": spent + time.monotonic() - t0,
+            "recipe": asdict(recipe),
+        }
+        import io
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(ckpt, buf.getvalue())
+
+    def write_model() -> None:
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise NonFiniteError("parameters became non-finite; the model file was not written")
+        info = dict(training_info or {}, steps=step, seconds=round(spent + time.monotonic() - t0, 1))
+        save_model(model, out, training=info, metrics=metrics)
+
+    def on_sigterm(signum, frame):  # noqa: ARG001
+        raise _Stop()
+
+    previous_handler = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
+    t0 = time.monotonic()
+    last_ckpt = t0
+    bar = tqdm(total=total, initial=step, disable=not progress, unit="step", dynamic_ncols=True, leave=True)
+    try:
+        while step < total:
+            epoch, offset = divmod(step, steps_per_epoch)
+            order = epoch_order(seed, epoch, task.n_train)
+            idx = order[offset * recipe.batch_size : (offset + 1) * recipe.batch_size]
+            for g in opt.param_groups:
+                g["lr"] = recipe.lr * lr_factor(recipe, step, total, steps_per_epoch)
+            batch = task.batch(idx, noise, device)
+            loss = task.loss(model, batch).mean()
+            opt.zero_grad(set_to_none=True)
+            ok = bool(torch.isfinite(loss))
+            if ok:
+                loss.backward()
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip)
+                ok = bool(torch.isfinite(gnorm))
+            if ok:
+                opt.step()
+                value = task.to_bits(loss.item())
+                ema = value if ema is None else 0.98 * ema + 0.02 * value
+            else:  # a NaN/inf loss or gradient never reaches the weights
+                skipped += 1
+                opt.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if progress and (step % 10 == 0 or step == total):
+                bar.set_postfix(
+                    bpd=f"{ema:.3f}" if ema is not None else "-",
+                    lr=f"{opt.param_groups[0]['lr']:.1e}",
+                    skipped=skipped,
+                    **({k: f"{v:.3f}" for k, v in metrics.items()}),
+                )
+            if step % eval_every == 0 or step == total:
+                model.eval()
+                metrics = task.evaluate(model, device)
+                model.train()
+                write_model()
+                save_checkpoint()
+                last_ckpt = time.monotonic()
+                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            elif time.monotonic() - last_ckpt > checkpoint_minutes * 60:
+                save_checkpoint()
+                last_ckpt = time.monotonic()
+    except (KeyboardInterrupt, _Stop):
+        save_checkpoint()
+        bar.close()
+        log(f"interrupted at step {step}: checkpoint written to {ckpt}; continue with --resume")
+        raise
+    finally:
+        bar.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    seconds = spent + time.monotonic() - t0
+    return TrainResult(
+        steps=step,
+        epochs_done=step / steps_per_epoch,
+        seconds=seconds,
+        train_bits_per_dim=float("nan") if ema is None else ema,
+        metrics=metrics,
+        skipped_steps=skipped,
+        out=out,
+    )
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread() and os.name == "posix"

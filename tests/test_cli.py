@@ -1,0 +1,167 @@
+"""The command line: fast start, info, sample (files, seeds, skip-existing, JSON, errors)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cinn_cli.cli import main, parse_digits
+from cinn_cli.core.model import MnistCINN, MnistConfig
+from cinn_cli.images import quantize
+from cinn_cli.latents import load_latent
+from cinn_cli.storage import load_model, save_model
+
+TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    model = MnistCINN(TINY)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_model(model, path)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys; from cinn_cli.cli import main; sys.argv = ['cinn', '--help']\n"
+        "try: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.startswith("cinn, version ")
+
+
+@pytest.mark.parametrize(
+    "spec, digits", [("7", [7]), ("3,5", [3, 5]), ("0-9", list(range(10))), ("1,4-6", [1, 4, 5, 6])]
+)
+def test_parse_digits(spec, digits):
+    assert parse_digits(spec) == digits
+
+
+def test_bad_digit_is_a_usage_error(tiny_weights, tmp_path):
+    result = run("sample", "--digit", "12", "--weights", tiny_weights, "-o", tmp_path)
+    assert result.exit_code == 2 and "digits must be 0-9" in result.output
+
+
+def test_sample_writes_pngs_latents_and_grid(tiny_weights, tmp_path):
+    result = run(
+        "sample", "--digit", "3,5", "-n", "3", "--seed", "1", "--weights", tiny_weights, "-o", tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    expected = [f"{d}-{k:04d}.{ext}" for d in (3, 5) for k in (1, 2, 3) for ext in ("png", "safetensors")]
+    assert names == sorted(expected + ["3-grid.png", "5-grid.png"])
+    with Image.open(tmp_path / "3-0002.png") as im:
+        assert im.size == (28, 28) and im.mode == "L"
+        assert im.text["cinn:seed"] and "Machine-generated" in im.text["Comment"]
+
+
+def test_same_seed_same_bytes_and_other_seed_differs(tiny_weights, tmp_path):
+    for name, seed, bs in (("a", 1, 256), ("b", 1, 1), ("c", 2, 256)):
+        assert (
+            run(
+                "sample",
+                "-d",
+                "7",
+                "-n",
+                "4",
+                "--seed",
+                seed,
+                "--batch-size",
+                bs,
+                "--weights",
+                tiny_weights,
+                "-o",
+                tmp_path / name,
+            ).exit_code
+            == 0
+        )
+    a = [(tmp_path / "a" / f"7-{k:04d}.png").read_bytes() for k in range(1, 5)]
+    b = [(tmp_path / "b" / f"7-{k:04d}.png").read_bytes() for k in range(1, 5)]
+    c = [(tmp_path / "c" / f"7-{k:04d}.png").read_bytes() for k in range(1, 5)]
+    assert a == b
+    assert a != c
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(tiny_weights, tmp_path):
+    args = (
+        "sample",
+        "-d",
+        "1",
+        "-n",
+        "2",
+        "--seed",
+        "3",
+        "--weights",
+        tiny_weights,
+        "-o",
+        tmp_path,
+        "--json",
+    )
+    first = run(*args)
+    assert [json.loads(line)["event"] for line in first.stdout.splitlines()] == [
+        "written",
+        "written",
+        "summary",
+    ]
+    again = run(*args)
+    summary = json.loads(again.stdout.splitlines()[-1])
+    assert summary["written"] == 0 and summary["skipped"] == 2 and again.exit_code == 0
+    forced = run(*args, "--overwrite")
+    assert json.loads(forced.stdout.splitlines()[-1])["written"] == 2
+
+
+def test_latent_file_decodes_to_the_sample(tiny_weights, tmp_path):
+    assert (
+        run(
+            "sample", "-d", "4", "-n", "2", "--seed", "9", "--weights", tiny_weights, "-o", tmp_path
+        ).exit_code
+        == 0
+    )
+    model, info = load_model(tiny_weights)
+    latent = load_latent(tmp_path / "4-0002.safetensors")
+    assert (
+        latent.condition == {"digit": 4} and latent.model_sha256 == info.sha256 and latent.temperature == 0.8
+    )
+    with torch.no_grad():
+        x = model.inverse([z.unsqueeze(0) for z in latent.zs], torch.tensor([4]))
+    with Image.open(tmp_path / "4-0002.png") as im:
+        assert np.array_equal(quantize(x[0, 0]), np.asarray(im))
+
+
+def test_unusable_weights_fail_in_one_sentence(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    result = CliRunner().invoke(main, ["sample", "--weights", str(bad), "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not a safetensors file" in result.output and "Traceback" not in result.output
+
+
+def test_info_on_model_and_latent(tiny_weights, tmp_path):
+    result = run("info", tiny_weights, "--json")
+    meta = json.loads(result.stdout)
+    assert meta["format"] == "cinn-model" and meta["metadata"]["task"] == "mnist"
+    assert meta["parameters"] > 0 and meta["metadata"]["config"]["blocks"] == [1, 1, 1]
+    run("sample", "-d", "2", "-n", "1", "--seed", "0", "--weights", tiny_weights, "-o", tmp_path)
+    text = run("info", tmp_path / "2-0001.safetensors").output
+    assert "cinn-latent" in text and "z2: (196,)" in text
