@@ -57,7 +57,11 @@ class RunReport:
         console = Console(stderr=True, highlight=False)
         for path, reason in self.failures:
             console.print(f"[red]failed[/red] {path}: {reason}")
-        parts = [f"{self.written} written", f"{self.skipped} skipped (already there)", f"{len(self.failures)} failed"]
+        parts = [
+            f"{self.written} written",
+            f"{self.skipped} skipped (already there)",
+            f"{len(self.failures)} failed",
+        ]
         extra = ", ".join(f"{k} {v}" for k, v in self.extra.items())
         console.print(f"cinn {self.command}: " + ", ".join(parts) + (f"; {extra}" if extra else ""))
         return self.exit_code

@@ -95,11 +95,19 @@ def test_unknown_format_version_and_bad_config(tmp_path):
     save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cinn-model", "format_version": "9"})
     with pytest.raises(ModelFileError, match="version '9' is not supported"):
         read_model_info(path)
-    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cinn-model", "format_version": "1", "config": "{"})
+    save_file(
+        {"w": torch.zeros(1)},
+        str(path),
+        metadata={"format": "cinn-model", "format_version": "1", "config": "{"},
+    )
     with pytest.raises(ModelFileError, match="not JSON"):
         read_model_info(path)
     cfg = json.dumps({"arch": "multiscale", "bogus": 1})
-    save_file({"w": torch.zeros(1)}, str(path), metadata={"format": "cinn-model", "format_version": "1", "config": cfg, "task": "mnist"})
+    save_file(
+        {"w": torch.zeros(1)},
+        str(path),
+        metadata={"format": "cinn-model", "format_version": "1", "config": cfg, "task": "mnist"},
+    )
     with pytest.raises(ModelFileError, match="cannot build a model"):
         load_model(path)
 
