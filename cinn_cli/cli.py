@@ -116,9 +116,7 @@ def info(file: Path, json_lines: bool) -> None:
     shapes = {k: v["shape"] for k, v in tensors.items()}
     dtypes = sorted({v["dtype"] for v in tensors.values()})
     kind = metadata.get("format", "safetensors (no cinn metadata)")
-    n_params = sum(
-        math.prod(v["shape"]) for k, v in tensors.items() if v["dtype"] in ("F32", "F16", "BF16", "F64")
-    )
+    n_params = sum(math.prod(v["shape"]) for k, v in tensors.items() if v["dtype"] in ("F32", "F16", "BF16", "F64"))
     if json_lines:
         click.echo(
             json.dumps(
@@ -156,9 +154,7 @@ def info(file: Path, json_lines: bool) -> None:
     show_default=True,
     help="Digits to draw: 7, a list 3,5 or a range 0-9.",
 )
-@click.option(
-    "-n", "n", default=16, show_default=True, type=click.IntRange(1, 100_000), help="Samples per digit."
-)
+@click.option("-n", "n", default=16, show_default=True, type=click.IntRange(1, 100_000), help="Samples per digit.")
 @click.option(
     "-t",
     "--temperature",
@@ -169,26 +165,16 @@ def info(file: Path, json_lines: bool) -> None:
     "legible digits; 0.8 keeps nearly the full variety of handwriting while every sample stays "
     "recognisable (see README: sample accuracy by temperature).",
 )
-@click.option(
-    "--seed", type=int, default=None, help="Run seed; same seed, same bytes. Default: a fresh one (printed)."
-)
-@click.option(
-    "-o", "--out", default="samples", show_default=True, type=click.Path(file_okay=False, path_type=Path)
-)
-@click.option(
-    "--grid/--no-grid", default=True, show_default=True, help="Write a contact sheet DIR/<digit>-grid.png."
-)
-@click.option(
-    "--latents/--no-latents", default=True, show_default=True, help="Write each sample's latent beside it."
-)
+@click.option("--seed", type=int, default=None, help="Run seed; same seed, same bytes. Default: a fresh one (printed).")
+@click.option("-o", "--out", default="samples", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--grid/--no-grid", default=True, show_default=True, help="Write a contact sheet DIR/<digit>-grid.png.")
+@click.option("--latents/--no-latents", default=True, show_default=True, help="Write each sample's latent beside it.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
 @click.option("--weights", default=None, help="Model file (default: the shipped MNIST model).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
 @device_option
 @json_option
-def sample(
-    digit_spec, n, temperature, seed, out, grid, latents, overwrite, weights, batch_size, device, json_lines
-):
+def sample(digit_spec, n, temperature, seed, out, grid, latents, overwrite, weights, batch_size, device, json_lines):
     """Draw class-conditional MNIST digits.
 
     Writes DIR/<digit>-<k>.png for k = 0001..n (28x28 grayscale, white digit on black, as MNIST)
@@ -241,9 +227,7 @@ def train() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder with the MNIST IDX files (gzip or raw). Default: $CINN_MNIST.",
 )
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write."
-)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write.")
 @click.option(
     "--preset",
     type=click.Choice(["default", "paper"]),
@@ -253,19 +237,13 @@ def train() -> None:
     "connected cINN and recipe (for comparison).",
 )
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs (default: the preset's).")
-@click.option(
-    "--steps", type=click.IntRange(1), default=None, help="Stop after this many steps (overrides --epochs)."
-)
-@click.option(
-    "--batch-size", type=click.IntRange(1), default=None, help="Batch size (default: the preset's)."
-)
+@click.option("--steps", type=click.IntRange(1), default=None, help="Stop after this many steps (overrides --epochs).")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size (default: the preset's).")
 @click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint kept beside --out (<out>.ckpt).")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
-@click.option(
-    "--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch)."
-)
+@click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch).")
 @device_option
 def train_mnist_cmd(
     data_dir, out, preset, epochs, steps, batch_size, lr, seed, resume, checkpoint_minutes, eval_every, device
@@ -282,6 +260,7 @@ def train_mnist_cmd(
         raise click.UsageError("give --data DIR (a folder with the MNIST IDX files) or set $CINN_MNIST")
     from .mnist_data import MnistDataError
     from .pipelines.train import train_mnist
+    from .training import TrainingInterrupted
 
     dev = resolve_device(device)
     try:
@@ -301,8 +280,9 @@ def train_mnist_cmd(
         )
     except (MnistDataError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except TrainingInterrupted as e:
+        click.echo(str(e), err=True)
+        sys.exit(e.exit_code)
     _print_training_summary(result)
 
 
@@ -348,9 +328,7 @@ def eval_group() -> None:
     show_default=True,
     help="Sampling temperature; repeat for a sweep.",
 )
-@click.option(
-    "--per-digit", default=1000, show_default=True, type=click.IntRange(2), help="Samples per digit."
-)
+@click.option("--per-digit", default=1000, show_default=True, type=click.IntRange(2), help="Samples per digit.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @device_option
 @json_option

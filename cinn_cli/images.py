@@ -39,9 +39,7 @@ def write_png(path: str | os.PathLike, pixels: np.ndarray, text: dict[str, str] 
     atomic_write_bytes(path, png_bytes(pixels, text))
 
 
-def grid(
-    tiles: list[np.ndarray], columns: int | None = None, pad: int = 2, background: int = 40
-) -> np.ndarray:
+def grid(tiles: list[np.ndarray], columns: int | None = None, pad: int = 2, background: int = 40) -> np.ndarray:
     """Tile equally sized ``(H, W)`` uint8 images into one contact sheet (row-major)."""
     n = len(tiles)
     if n == 0:
@@ -49,9 +47,7 @@ def grid(
     cols = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     h, w = tiles[0].shape[:2]
-    sheet = np.full(
-        (rows * (h + pad) + pad, cols * (w + pad) + pad, *tiles[0].shape[2:]), background, np.uint8
-    )
+    sheet = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, *tiles[0].shape[2:]), background, np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)

@@ -90,9 +90,7 @@ def load_latent(path: str | os.PathLike) -> Latent:
     if metadata.get("format") != LATENT_FORMAT:
         raise LatentFileError(f"{path}: not a cinn latent file")
     if metadata.get("format_version") != LATENT_FORMAT_VERSION:
-        raise LatentFileError(
-            f"{path}: latent format version {metadata.get('format_version')!r} is not supported"
-        )
+        raise LatentFileError(f"{path}: latent format version {metadata.get('format_version')!r} is not supported")
     levels = sorted(names, key=lambda k: int(k[1:]) if k[1:].isdigit() else -1)
     if not levels or any(k != f"z{i}" for i, k in enumerate(levels)):
         raise LatentFileError(f"{path}: the latent levels are not named z0, z1, ...")
@@ -123,9 +121,7 @@ def load_latent(path: str | os.PathLike) -> Latent:
     )
 
 
-def check_latent_fits(
-    latent: Latent, path: Path, task: str, shapes: list[tuple[int, ...]], model_sha256: str
-) -> None:
+def check_latent_fits(latent: Latent, path: Path, task: str, shapes: list[tuple[int, ...]], model_sha256: str) -> None:
     """Refuse a latent made for another task, shape or model, in one sentence."""
     if latent.task != task:
         raise LatentFileError(f"{path}: a latent of a {latent.task!r} model, not {task!r}")
@@ -134,6 +130,5 @@ def check_latent_fits(
         raise LatentFileError(f"{path}: latent shapes {got} do not fit this model ({shapes})")
     if latent.model_sha256 and model_sha256 and latent.model_sha256 != model_sha256:
         raise LatentFileError(
-            f"{path}: made by another model (sha256 {latent.model_sha256[:12]}…, "
-            f"this one is {model_sha256[:12]}…)"
+            f"{path}: made by another model (sha256 {latent.model_sha256[:12]}…, this one is {model_sha256[:12]}…)"
         )

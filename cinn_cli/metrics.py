@@ -47,9 +47,7 @@ def as_classifier_input(images: Tensor) -> Tensor:
     return images.float().clamp(0.0, 1.0)
 
 
-def load_classifier(
-    path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-) -> MnistClassifier:
+def load_classifier(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> MnistClassifier:
     """Load the evaluation classifier in eval mode (float32).
 
     ``path=None`` loads the shipped ``mnist-classifier.safetensors`` from the ``cinn_cli.weights``
@@ -94,8 +92,7 @@ def _batched(classifier: MnistClassifier, images: Tensor, fn, batch_size: int) -
     dev = _device_of(classifier)
     try:
         out = [
-            fn(as_classifier_input(images[i : i + batch_size]).to(dev)).cpu()
-            for i in range(0, len(images), batch_size)
+            fn(as_classifier_input(images[i : i + batch_size]).to(dev)).cpu() for i in range(0, len(images), batch_size)
         ]
     finally:
         classifier.train(was_training)

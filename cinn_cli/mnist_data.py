@@ -90,8 +90,7 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
         )
     if len(data) > expected:
         raise MnistDataError(
-            f"MNIST file {path} has a size mismatch: {len(data)} bytes where its header {dims} "
-            f"needs {expected}."
+            f"MNIST file {path} has a size mismatch: {len(data)} bytes where its header {dims} needs {expected}."
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
 

@@ -12,6 +12,7 @@ import math
 import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -98,6 +99,14 @@ class _Stop(Exception):
     """Raised by the SIGTERM handler so the loop can checkpoint before exiting."""
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped by SIGINT/SIGTERM after writing its checkpoint; ``exit_code`` says which."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def checkpoint_path(out: Path) -> Path:
     return out.with_name(out.name + ".ckpt")
 
@@ -116,7 +125,7 @@ def train(
     eval_every: int | None = None,
     training_info: dict[str, Any] | None = None,
     progress: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task``; write ``out`` after every evaluation and at the end.
 
@@ -125,15 +134,15 @@ def train(
     """
     from tqdm import tqdm
 
+    log = log or (lambda message: print(message, file=sys.stderr))
+
     steps_per_epoch = task.n_train // recipe.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {recipe.batch_size} is larger than the data ({task.n_train})")
     total = max_steps if max_steps is not None else recipe.epochs * steps_per_epoch
     eval_every = eval_every or steps_per_epoch
     model.to(device).train()
-    opt = torch.optim.Adam(
-        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps
-    )
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps)
     noise = torch.Generator().manual_seed(seed + 1)
     step, skipped, ema, metrics = 0, 0, None, {}
     ckpt = checkpoint_path(out)
@@ -227,11 +236,13 @@ def train(
             elif time.monotonic() - last_ckpt > checkpoint_minutes * 60:
                 save_checkpoint()
                 last_ckpt = time.monotonic()
-    except (KeyboardInterrupt, _Stop):
+    except (KeyboardInterrupt, _Stop) as e:
         save_checkpoint()
         bar.close()
-        log(f"interrupted at step {step}: checkpoint written to {ckpt}; continue with --resume")
-        raise
+        code = 143 if isinstance(e, _Stop) else 130
+        raise TrainingInterrupted(
+            f"interrupted at step {step}: checkpoint written to {ckpt}; continue with --resume", code
+        ) from None
     finally:
         bar.close()
         if previous_handler is not None:

@@ -379,9 +379,7 @@ def test_flow_logdets_match_jacobian(flow_setup):
 
     _, logdet_inv = flow.inverse(zs, conds)
     v = flat(zs)
-    expected_inv = jacobian_logdets(
-        lambda t, i: flow.inverse(_unflat(t, 1), _cond_i(conds, i))[0].reshape(-1), v
-    )
+    expected_inv = jacobian_logdets(lambda t, i: flow.inverse(_unflat(t, 1), _cond_i(conds, i))[0].reshape(-1), v)
     assert max_abs_diff(logdet_inv, expected_inv) < LOGDET_TOL
 
 

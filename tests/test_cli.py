@@ -64,9 +64,7 @@ def test_bad_digit_is_a_usage_error(tiny_weights, tmp_path):
 
 
 def test_sample_writes_pngs_latents_and_grid(tiny_weights, tmp_path):
-    result = run(
-        "sample", "--digit", "3,5", "-n", "3", "--seed", "1", "--weights", tiny_weights, "-o", tmp_path
-    )
+    result = run("sample", "--digit", "3,5", "-n", "3", "--seed", "1", "--weights", tiny_weights, "-o", tmp_path)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.iterdir())
     expected = [f"{d}-{k:04d}.{ext}" for d in (3, 5) for k in (1, 2, 3) for ext in ("png", "safetensors")]
@@ -132,17 +130,10 @@ def test_existing_outputs_are_skipped_unless_overwrite(tiny_weights, tmp_path):
 
 
 def test_latent_file_decodes_to_the_sample(tiny_weights, tmp_path):
-    assert (
-        run(
-            "sample", "-d", "4", "-n", "2", "--seed", "9", "--weights", tiny_weights, "-o", tmp_path
-        ).exit_code
-        == 0
-    )
+    assert run("sample", "-d", "4", "-n", "2", "--seed", "9", "--weights", tiny_weights, "-o", tmp_path).exit_code == 0
     model, info = load_model(tiny_weights)
     latent = load_latent(tmp_path / "4-0002.safetensors")
-    assert (
-        latent.condition == {"digit": 4} and latent.model_sha256 == info.sha256 and latent.temperature == 0.8
-    )
+    assert latent.condition == {"digit": 4} and latent.model_sha256 == info.sha256 and latent.temperature == 0.8
     with torch.no_grad():
         x = model.inverse([z.unsqueeze(0) for z in latent.zs], torch.tensor([4]))
     with Image.open(tmp_path / "4-0002.png") as im:

@@ -174,9 +174,7 @@ def test_shipped_classifier_loads():
     assert classifier_features(clf, x).shape == (4, clf.config["feature_dim"])
 
 
-@pytest.mark.skipif(
-    REAL is None or not REAL.is_dir(), reason="MNIST data directory not found (set $CINN_MNIST)"
-)
+@pytest.mark.skipif(REAL is None or not REAL.is_dir(), reason="MNIST data directory not found (set $CINN_MNIST)")
 def test_shipped_classifier_accuracy_on_test_images():
     images, labels = load_mnist(REAL, "test")
     images, labels = images[:2000], labels[:2000]

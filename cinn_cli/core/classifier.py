@@ -45,9 +45,7 @@ class MnistClassifier(nn.Module):
         side = 28
         for _ in widths:
             side //= 2
-        self.fc = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * side * side, feature_dim), nn.ReLU(inplace=True)
-        )
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c_in * side * side, feature_dim), nn.ReLU(inplace=True))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feature_dim, 10)
 

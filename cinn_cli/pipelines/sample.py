@@ -101,9 +101,7 @@ def _outputs_exist(out: Path, job: SampleJob, latents: bool) -> bool:
     return png and (not latents or (out / f"{job.stem}.safetensors").exists())
 
 
-def _write_grid(
-    out: Path, digit: int, jobs: list[SampleJob], tiles: dict, provenance: dict, seed: int
-) -> None:
+def _write_grid(out: Path, digit: int, jobs: list[SampleJob], tiles: dict, provenance: dict, seed: int) -> None:
     """Contact sheet of all ``n`` samples of one digit (reading back the ones skipped this run)."""
     import numpy as np
     from PIL import Image

@@ -51,9 +51,7 @@ class MnistTask:
         self.n_train = len(self.labels)
         self.noise_kind, self.noise_scale = noise
 
-    def batch(
-        self, indices: Tensor, generator: torch.Generator, device: torch.device
-    ) -> tuple[Tensor, Tensor]:
+    def batch(self, indices: Tensor, generator: torch.Generator, device: torch.device) -> tuple[Tensor, Tensor]:
         k = self.images[indices].unsqueeze(1).float()  # (B, 1, 28, 28), 0..255
         if self.noise_kind == "uniform":
             x = (k + torch.rand(k.shape, generator=generator)) / 256.0
@@ -93,9 +91,7 @@ def train_mnist(
 ) -> tuple[MnistCINN, TrainResult]:
     config: MnistConfig = replace(PRESETS[preset], **(config_overrides or {}))
     recipe = MNIST_RECIPES[preset]
-    overrides = {
-        k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None
-    }
+    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
     recipe = replace(recipe, **overrides)
     torch.manual_seed(seed)
     model = MnistCINN(config)

@@ -1,0 +1,42 @@
+"""A non-editable install carries the shipped weights and finds them through importlib.resources."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.name for p in (ROOT / "weights").glob("*.safetensors"))
+
+
+@pytest.mark.slow
+def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
+    assert "mnist-classifier.safetensors" in SHIPPED
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, ROOT], check=True)
+    wheel = next(wheels.glob("cinn-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in SHIPPED:
+        assert f"cinn_cli/weights/{name}" in names
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    code = (
+        "import cinn_cli.storage as s, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    p = s.shipped_weights(name[: -len('.safetensors')])\n"
+        "    print(p, p.is_file())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    cmd = [sys.executable, "-c", code, *SHIPPED]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    out = done.stdout.splitlines()
+    assert len(out) == len(SHIPPED)
+    for line in out:
+        path, found = line.rsplit(" ", 1)
+        assert found == "True" and Path(path).is_relative_to(site), line

@@ -1,0 +1,111 @@
+"""The shared training loop on a tiny config: model file, exact resume, NaN guard, CLI."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from idx_files import make_split
+
+from cinn_cli.cli import main
+from cinn_cli.pipelines import train as train_module
+from cinn_cli.pipelines.train import MnistTask, train_mnist
+from cinn_cli.storage import load_model
+from cinn_cli.training import TrainingInterrupted, checkpoint_path
+
+TINY = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mnist")
+    make_split(d, "train", 96, gz=True, seed=1)
+    make_split(d, "t10k", 20, gz=False, seed=2)
+    return d
+
+
+def run_tiny(mnist_dir, out, steps=6, resume=False):
+    return train_mnist(
+        data_dir=mnist_dir,
+        out=out,
+        preset="default",
+        device=torch.device("cpu"),
+        epochs=None,
+        steps=steps,
+        batch_size=16,
+        lr=1e-3,
+        seed=0,
+        resume=resume,
+        checkpoint_minutes=60,
+        eval_every=4,
+        config_overrides=TINY,
+        progress=False,
+    )
+
+
+def test_training_writes_a_loadable_model_with_metrics(mnist_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    model, result = run_tiny(mnist_dir, out)
+    assert result.steps == 6 and result.skipped_steps == 0
+    loaded, info = load_model(out)
+    assert math.isfinite(info.metrics["test_bits_per_dim"])
+    assert info.training["steps"] == 6 and info.training["preset"] == "default"
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert checkpoint_path(out).exists()
+
+
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(mnist_dir, tmp_path, monkeypatch):
+    whole, _ = run_tiny(mnist_dir, tmp_path / "whole.safetensors", steps=10)
+
+    calls = {"n": 0}
+    original = MnistTask.batch
+
+    def interrupted_batch(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 7:  # stop before the 7th step draws its noise
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    out = tmp_path / "split.safetensors"
+    monkeypatch.setattr(MnistTask, "batch", interrupted_batch)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        run_tiny(mnist_dir, out, steps=10)
+    assert stopped.value.exit_code == 130 and "step 6" in str(stopped.value)
+    monkeypatch.setattr(MnistTask, "batch", original)
+    resumed, result = run_tiny(mnist_dir, out, steps=10, resume=True)
+    assert result.steps == 10
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_non_finite_steps_never_reach_the_weights(mnist_dir, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = MnistTask.loss
+
+    def sometimes_nan(self, model, batch):
+        calls["n"] += 1
+        loss = original(self, model, batch)
+        return loss * float("nan") if calls["n"] in (2, 3) else loss
+
+    monkeypatch.setattr(MnistTask, "loss", sometimes_nan)
+    model, result = run_tiny(mnist_dir, tmp_path / "m.safetensors", steps=5)
+    assert result.skipped_steps == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_cli_train_reports_and_writes(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(train_module.PRESETS, "default", train_module.PRESETS["default"].__class__(**TINY))
+    out = tmp_path / "cli.safetensors"
+    args = ["train", "mnist", "--data", str(mnist_dir), "--out", str(out), "--steps", "3", "--batch-size", "16"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and "test bits per dim" in result.output
+
+
+def test_cli_train_without_data_is_a_usage_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("CINN_MNIST", raising=False)
+    result = CliRunner().invoke(main, ["train", "mnist", "--out", str(tmp_path / "x.safetensors")])
+    assert result.exit_code == 2 and "--data" in result.output
