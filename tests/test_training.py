@@ -109,3 +109,31 @@ def test_cli_train_without_data_is_a_usage_error(monkeypatch, tmp_path):
     monkeypatch.delenv("CINN_MNIST", raising=False)
     result = CliRunner().invoke(main, ["train", "mnist", "--out", str(tmp_path / "x.safetensors")])
     assert result.exit_code == 2 and "--data" in result.output
+
+
+def test_cli_eval_prints_every_number(mnist_dir, tmp_path):
+    out = tmp_path / "e.safetensors"
+    run_tiny(mnist_dir, out, steps=2)
+    args = [
+        "eval",
+        "mnist",
+        "--data",
+        str(mnist_dir),
+        "--weights",
+        str(out),
+        "--per-digit",
+        "3",
+        "-t",
+        "0.5",
+        "-t",
+        "1",
+    ]
+    result = CliRunner().invoke(main, [*args, "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    r = json.loads(result.stdout)
+    assert math.isfinite(r["test_bits_per_dim"]) and r["frechet_floor_train_vs_test"] >= 0
+    assert [s["temperature"] for s in r["samples"]] == [0.5, 1.0]
+    for s in r["samples"]:
+        assert 0 <= s["sample_accuracy"] <= 1 and len(s["per_digit_accuracy"]) == 10 and s["diversity"] > 0
