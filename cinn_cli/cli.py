@@ -150,9 +150,9 @@ def info(file: Path, json_lines: bool) -> None:
     "--digit",
     "-d",
     "digit_spec",
-    default="0-9",
-    show_default=True,
-    help="Digits to draw: 7, a list 3,5 or a range 0-9.",
+    default=None,
+    help="Digits to draw: 7, a list 3,5 or a range 0-9 [default: 0-9]. With --from-latent: decode under "
+    "these digits instead of the latent's own (style transfer).",
 )
 @click.option("-n", "n", default=16, show_default=True, type=click.IntRange(1, 100_000), help="Samples per digit.")
 @click.option(
@@ -172,9 +172,31 @@ def info(file: Path, json_lines: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
 @click.option("--weights", default=None, help="Model file (default: the shipped MNIST model).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
+@click.option(
+    "--from-latent",
+    "from_latent",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Decode stored latent files (or folders of them) instead of drawing new ones: "
+    "DIR/<stem>.png under the latent's own digit, DIR/<stem>-<D>.png with --digit.",
+)
 @device_option
 @json_option
-def sample(digit_spec, n, temperature, seed, out, grid, latents, overwrite, weights, batch_size, device, json_lines):
+def sample(
+    digit_spec,
+    n,
+    temperature,
+    seed,
+    out,
+    grid,
+    latents,
+    overwrite,
+    weights,
+    batch_size,
+    from_latent,
+    device,
+    json_lines,
+):
     """Draw class-conditional MNIST digits.
 
     Writes DIR/<digit>-<k>.png for k = 0001..n (28x28 grayscale, white digit on black, as MNIST)
@@ -182,17 +204,32 @@ def sample(digit_spec, n, temperature, seed, out, grid, latents, overwrite, weig
     Each image's noise comes from its own seed derived from (--seed, digit, k), stored in the
     latent file and the PNG metadata. Existing outputs are skipped unless --overwrite.
     """
-    digits = parse_digits(digit_spec)
-    from .pipelines.sample import new_seed, sample_digits
+    digits = parse_digits(digit_spec) if digit_spec is not None else None
+    from .pipelines.sample import decode_latents, new_seed, sample_digits
     from .report import RunReport
     from .storage import ModelFileError, resolve_weights
 
+    if from_latent:
+        report = RunReport("sample --from-latent", json_lines=json_lines, extra={"out": str(out)})
+        try:
+            decode_latents(
+                weights=resolve_weights(weights, "mnist"),
+                sources=list(from_latent),
+                digits=digits,
+                out=out,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                report=report,
+            )
+        except (ModelFileError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+        sys.exit(report.finish())
     seed = new_seed() if seed is None else seed
     report = RunReport("sample", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
     try:
         sample_digits(
             weights=resolve_weights(weights, "mnist"),
-            digits=digits,
+            digits=digits if digits is not None else list(range(10)),
             n=n,
             temperature=temperature,
             seed=seed,
@@ -208,6 +245,53 @@ def sample(digit_spec, n, temperature, seed, out, grid, latents, overwrite, weig
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"{e.filename or out}: {e.strerror}") from None
+    sys.exit(report.finish())
+
+
+# --------------------------------------------------------------------------- encode
+
+
+@main.command()
+@click.argument("source", metavar="IN")
+@click.argument("out", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "model", default="mnist", show_default=True, help="A shipped model's name or a model file.")
+@click.option("--digit", "-d", type=click.IntRange(0, 9), default=None, help="The digit of every input.")
+@click.option("--verify", is_flag=True, help="Decode again; fail an input whose round trip exceeds 0.5/255.")
+@click.option("--overwrite", is_flag=True, help="Replace existing latent files (default: skip them).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
+@device_option
+@json_option
+def encode(source, out, model, digit, verify, overwrite, batch_size, device, json_lines):
+    """Turn images into latent codes (.safetensors) that decode again.
+
+    IN is an image, a folder (recursive; sub-folders are mirrored in OUT) or - (paths on stdin).
+    Each image becomes OUT/<rel dir>/<stem>.safetensors holding its latent levels, its digit, the
+    model's SHA-256 and its bits/dim under the model (a per-image likelihood: high values flag
+    odd inputs). MNIST inputs are 28x28 grayscale digits, white on black; the digit comes from
+    --digit or from the parent folder's name (IN/3/x.png is a 3). Decode with
+    cinn sample --from-latent (optionally under other digits).
+    """
+    from .pipelines.encode import encode_digits
+    from .report import RunReport
+    from .storage import ModelFileError, resolve_weights
+
+    if source != "-" and not Path(source).exists():
+        raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
+    report = RunReport("encode", json_lines=json_lines, extra={"out": str(out)})
+    try:
+        encode_digits(
+            weights=resolve_weights(model, "mnist"),
+            source=source,
+            out=out,
+            digit=digit,
+            verify=verify,
+            overwrite=overwrite,
+            device=resolve_device(device),
+            batch_size=batch_size,
+            report=report,
+        )
+    except (ModelFileError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
     sys.exit(report.finish())
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -53,3 +55,30 @@ def grid(tiles: list[np.ndarray], columns: int | None = None, pad: int = 2, back
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         sheet[y : y + h, x : x + w] = t
     return sheet
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def discover(source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None) -> list[tuple[Path, Path]]:
+    """Inputs as ``(path, relative path)`` pairs, sorted.
+
+    ``source`` is a file (relative path = its name), a folder (searched recursively; relative
+    paths mirror its sub-folders; only files with ``suffixes``, hidden files skipped) or ``-``
+    (one path per line on ``stdin``; each is relative to nothing, so its name is used).
+    """
+    if source == "-":
+        stream = stdin if stdin is not None else sys.stdin
+        paths = [Path(line.strip()) for line in stream if line.strip()]
+        return [(p, Path(p.name)) for p in paths]
+    root = Path(source)
+    if root.is_dir():
+        found = [
+            p
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in suffixes
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        ]
+        return [(p, p.relative_to(root)) for p in sorted(found)]
+    return [(root, Path(root.name))]

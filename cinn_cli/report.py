@@ -54,7 +54,7 @@ class RunReport:
             emit_json({**summary, "failures": [{"path": p, "reason": r} for p, r in self.failures]})
         from rich.console import Console
 
-        console = Console(stderr=True, highlight=False)
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
         for path, reason in self.failures:
             console.print(f"[red]failed[/red] {path}: {reason}")
         parts = [

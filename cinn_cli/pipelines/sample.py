@@ -25,6 +25,11 @@ class SampleJob:
         return f"{self.digit}-{self.index:04d}"
 
 
+def provenance_text(model_sha256: str) -> dict[str, str]:
+    """PNG text chunks every generated image carries."""
+    return {"Software": f"cinn {package_version()}", "Comment": MACHINE_GENERATED, "cinn:model_sha256": model_sha256}
+
+
 def new_seed() -> int:
     return secrets.randbits(31)
 
@@ -49,12 +54,7 @@ def sample_digits(
         raise ValueError(f"{weights}: a {info.task!r} model, but sampling digits needs an MNIST model")
     shapes = model.latent_shapes()
     out.mkdir(parents=True, exist_ok=True)
-    provenance = {
-        "Software": f"cinn {package_version()}",
-        "Comment": MACHINE_GENERATED,
-        "cinn:model_sha256": info.sha256,
-        "cinn:temperature": repr(temperature),
-    }
+    provenance = {**provenance_text(info.sha256), "cinn:temperature": repr(temperature)}
     for digit in digits:
         jobs = [SampleJob(digit, k, derive_seed(seed, f"{digit}-{k:04d}", 0)) for k in range(1, n + 1)]
         todo = [j for j in jobs if overwrite or not _outputs_exist(out, j, latents)]
@@ -118,3 +118,52 @@ def _write_grid(out: Path, digit: int, jobs: list[SampleJob], tiles: dict, prove
         grid(images),
         {**provenance, "cinn:digit": str(digit), "cinn:run_seed": str(seed)},
     )
+
+
+def decode_latents(
+    *,
+    weights: Path,
+    sources: list[str],
+    digits: list[int] | None,
+    out: Path,
+    overwrite: bool,
+    device: torch.device,
+    report: RunReport,
+) -> None:
+    """Decode stored latents: under their own digit (``DIR/<stem>.png``, the exact round trip) or
+    under each of ``digits`` (``DIR/<stem>-<D>.png``: same style, another digit)."""
+    from ..images import discover
+    from ..latents import LatentFileError, check_latent_fits, load_latent
+
+    model, info = load_model(weights, device=str(device))
+    if info.task != "mnist":
+        raise ValueError(f"{weights}: a {info.task!r} model, but decoding digits needs an MNIST model")
+    shapes = model.latent_shapes()
+    provenance = provenance_text(info.sha256)
+    for source in sources:
+        for path, rel in discover(source, suffixes=(".safetensors",)):
+            try:
+                latent = load_latent(path)
+                check_latent_fits(latent, path, "mnist", shapes, info.sha256)
+            except LatentFileError as e:
+                report.fail(str(path), str(e).removeprefix(f"{path}: "))
+                continue
+            own = latent.condition.get("digit")
+            wanted = [(own, out / rel.with_suffix(".png"))] if digits is None else []
+            wanted += [(d, out / rel.parent / f"{rel.stem}-{d}.png") for d in digits or []]
+            todo = []
+            for d, target in wanted:
+                if target.exists() and not overwrite:
+                    report.skip(str(target))
+                else:
+                    todo.append((d, target))
+            if not todo:
+                continue
+            labels = torch.tensor([d for d, _ in todo], device=device)
+            zs = [z.unsqueeze(0).expand(len(todo), *z.shape).to(device) for z in latent.zs]
+            with torch.no_grad():
+                pixels = quantize(model.inverse(zs, labels)[:, 0])
+            for (d, target), px in zip(todo, pixels, strict=True):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_png(target, px, {**provenance, "cinn:digit": str(d), "cinn:latent": path.name})
+                report.wrote(str(target), latent=str(path), digit=d)
