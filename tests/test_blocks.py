@@ -356,6 +356,7 @@ def test_flow_latent_shapes(flow_setup):
     flow, x, _, conds = flow_setup
     zs, logdet = flow(x, conds)
     assert [tuple(z.shape[1:]) for z in zs] == LATENT_SHAPES
+    assert flow.latent_shapes(X_SHAPE[1:]) == LATENT_SHAPES  # the static shape rules agree
     assert logdet.shape == (X_SHAPE[0],)
 
 

@@ -42,6 +42,10 @@ class InvertibleModule(nn.Module):
 
     cond_index: int | None = None
 
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of the output (without batch) for an input of ``shape``; most blocks keep it."""
+        return shape
+
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
@@ -253,6 +257,10 @@ class HaarDownsample(InvertibleModule):
     def _logdet(self, x: Tensor) -> Tensor:
         return x.new_full((x.shape[0],), x[0].numel() * math.log(self.rebalance))
 
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = shape
+        return (4 * c, h // 2, w // 2)
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         b, c, h, w = x.shape
         if h % 2 or w % 2:
@@ -275,6 +283,8 @@ class HaarDownsample(InvertibleModule):
 class Squeeze(InvertibleModule):
     """Space-to-depth ``(B, C, H, W) -> (B, 4C, H/2, W/2)`` (i-RevNet), volume-preserving."""
 
+    output_shape = HaarDownsample.output_shape
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return F.pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
 
@@ -288,6 +298,9 @@ class Flatten(InvertibleModule):
     def __init__(self, shape: Sequence[int]):
         super().__init__()
         self.shape = tuple(shape)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(shape),)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return x.reshape(x.shape[0], -1), x.new_zeros(x.shape[0])
@@ -323,6 +336,18 @@ class Flow(nn.Module):
     def _cond(step: nn.Module, cond_feats: Sequence[Tensor]) -> Tensor | None:
         idx = getattr(step, "cond_index", None)
         return None if idx is None else cond_feats[idx]
+
+    def latent_shapes(self, input_shape: Sequence[int]) -> list[tuple[int, ...]]:
+        """Shapes (without batch) of the latent levels for inputs of ``input_shape``, in exit
+        order, computed from the blocks' shape rules (nothing is run)."""
+        shape, shapes = tuple(input_shape), []
+        for step in self.steps:
+            if isinstance(step, ExitSplit):
+                shapes.append((step.n, *shape[1:]))
+                shape = (shape[0] - step.n, *shape[1:])
+            else:
+                shape = step.output_shape(shape)
+        return [*shapes, shape]
 
     def forward(self, x: Tensor, cond_feats: Sequence[Tensor] = ()) -> tuple[list[Tensor], Tensor]:
         zs: list[Tensor] = []

@@ -198,13 +198,9 @@ class MnistCINN(nn.Module):
         sq = sum(z.pow(2).reshape(z.shape[0], -1).sum(1) for z in zs)
         return -0.5 * sq - 0.5 * self.dims * _LOG_2PI + logdet
 
-    @torch.no_grad()
     def latent_shapes(self) -> list[tuple[int, ...]]:
         """Shapes (without batch) of the latent levels, in exit order."""
-        p = next(self.parameters())
-        x = torch.full((1, *self.config.image_shape), 0.5, dtype=p.dtype, device=p.device)
-        zs, _ = self(x, torch.zeros(1, dtype=torch.long, device=p.device))
-        return [tuple(z.shape[1:]) for z in zs]
+        return self.flow.latent_shapes(self.config.image_shape)
 
 
 def bits_per_dim(log_prob_y: Tensor, dims: int, levels: int = 256) -> Tensor:
