@@ -254,7 +254,9 @@ def sample(
 @main.command()
 @click.argument("source", metavar="IN")
 @click.argument("out", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", "model", default="mnist", show_default=True, help="A shipped model's name or a model file.")
+@click.option(
+    "--model", "--weights", "model", default="mnist", show_default=True, help="A shipped model's name or a model file."
+)
 @click.option("--digit", "-d", type=click.IntRange(0, 9), default=None, help="The digit of every input.")
 @click.option("--verify", is_flag=True, help="Decode again; fail an input whose round trip exceeds 0.5/255.")
 @click.option("--overwrite", is_flag=True, help="Replace existing latent files (default: skip them).")
