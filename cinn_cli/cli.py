@@ -180,6 +180,15 @@ def info(file: Path, json_lines: bool) -> None:
     help="Decode stored latent files (or folders of them) instead of drawing new ones: "
     "DIR/<stem>.png under the latent's own digit, DIR/<stem>-<D>.png with --digit.",
 )
+@click.option(
+    "--interpolate",
+    nargs=2,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="A B",
+    help="Decode the spherical path between two latent files (see --steps).",
+)
+@click.option("--steps", default=10, show_default=True, type=click.IntRange(2, 1000), help="Images on the path.")
 @device_option
 @json_option
 def sample(
@@ -194,6 +203,8 @@ def sample(
     weights,
     batch_size,
     from_latent,
+    interpolate,
+    steps,
     device,
     json_lines,
 ):
@@ -203,12 +214,37 @@ def sample(
     and beside each its latent DIR/<digit>-<k>.safetensors (decodable again, see cinn info).
     Each image's noise comes from its own seed derived from (--seed, digit, k), stored in the
     latent file and the PNG metadata. Existing outputs are skipped unless --overwrite.
+
+    \b
+    Latent files (from sample or cinn encode) decode again:
+      cinn sample --from-latent 7-0001.safetensors           # the same image, exactly
+      cinn sample --from-latent z/ -d 0-9                    # every latent under every digit
+      cinn sample --interpolate a.safetensors b.safetensors  # the path between two latents
     """
     digits = parse_digits(digit_spec) if digit_spec is not None else None
     from .pipelines.sample import decode_latents, new_seed, sample_digits
     from .report import RunReport
     from .storage import ModelFileError, resolve_weights
 
+    if interpolate:
+        from .pipelines.sample import interpolate_latents
+
+        report = RunReport("sample --interpolate", json_lines=json_lines, extra={"out": str(out)})
+        try:
+            interpolate_latents(
+                weights=resolve_weights(weights, "mnist"),
+                start=interpolate[0],
+                end=interpolate[1],
+                steps=steps,
+                digits=digits,
+                out=out,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                report=report,
+            )
+        except (ModelFileError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+        sys.exit(report.finish())
     if from_latent:
         report = RunReport("sample --from-latent", json_lines=json_lines, extra={"out": str(out)})
         try:

@@ -132,3 +132,29 @@ def check_latent_fits(latent: Latent, path: Path, task: str, shapes: list[tuple[
         raise LatentFileError(
             f"{path}: made by another model (sha256 {latent.model_sha256[:12]}…, this one is {model_sha256[:12]}…)"
         )
+
+
+def slerp(a: list[Tensor], b: list[Tensor], t: float) -> list[Tensor]:
+    """Spherical interpolation between two latents (lists of levels), treated as one vector.
+
+    The direction moves along the great circle and the norm linearly: in high dimensions a
+    Gaussian's mass sits near the sphere of radius sqrt(D), so the straight line between two
+    samples passes through atypical low-norm latents (faded, blurry images); this path does not.
+    """
+    if t in (0.0, 1.0):  # the endpoints themselves, bit for bit
+        return [z.clone() for z in (a if t == 0.0 else b)]
+    fa = torch.cat([z.flatten() for z in a]).double()
+    fb = torch.cat([z.flatten() for z in b]).double()
+    na, nb = fa.norm(), fb.norm()
+    ua, ub = fa / na, fb / nb
+    omega = torch.arccos(torch.clamp(ua @ ub, -1.0, 1.0))
+    if omega < 1e-6:
+        u = ua
+    else:
+        u = (torch.sin((1 - t) * omega) * ua + torch.sin(t * omega) * ub) / torch.sin(omega)
+    flat = (u * ((1 - t) * na + t * nb)).float()
+    out, i = [], 0
+    for z in a:
+        out.append(flat[i : i + z.numel()].reshape(z.shape))
+        i += z.numel()
+    return out

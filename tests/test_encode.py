@@ -101,3 +101,30 @@ def test_latents_of_another_model_or_truncated_are_refused(setup, tmp_path):
     assert result.exit_code == 1
     assert "img 0.safetensors: made by another model" in result.output
     assert "img 1.safetensors: the file is truncated" in result.output
+
+
+def test_slerp_keeps_endpoints_and_a_typical_norm():
+    from cinn_cli.latents import slerp
+
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randn(2, 3, 3, generator=g), torch.randn(5, generator=g)]
+    b = [torch.randn(2, 3, 3, generator=g), torch.randn(5, generator=g)]
+    for t, ref in ((0.0, a), (1.0, b)):
+        assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(slerp(a, b, t), ref, strict=True))
+    norm = lambda zs: torch.cat([z.flatten() for z in zs]).norm()  # noqa: E731
+    mid, lerp = slerp(a, b, 0.5), [(x + y) / 2 for x, y in zip(a, b, strict=True)]
+    assert abs(norm(mid) - (norm(a) + norm(b)) / 2) < 1e-5 and norm(lerp) < norm(mid)
+
+
+def test_interpolation_path_starts_and_ends_at_the_samples(setup, tmp_path):
+    _, weights, _ = setup
+    assert (
+        invoke("sample", "-d", "3", "-n", "2", "--seed", "4", "--weights", weights, "-o", tmp_path / "s").exit_code == 0
+    )
+    a, b = tmp_path / "s" / "3-0001.safetensors", tmp_path / "s" / "3-0002.safetensors"
+    result = invoke("sample", "--interpolate", a, b, "--steps", "5", "--weights", weights, "-o", tmp_path / "i")
+    assert result.exit_code == 0, result.output
+    first, last = (np.asarray(Image.open(tmp_path / "i" / f"3-0001-3-0002-3-{i:02d}.png")) for i in (0, 4))
+    assert np.array_equal(first, np.asarray(Image.open(tmp_path / "s" / "3-0001.png")))
+    assert np.array_equal(last, np.asarray(Image.open(tmp_path / "s" / "3-0002.png")))
+    assert Image.open(tmp_path / "i" / "3-0001-3-0002-3.png").size[0] > 5 * 28

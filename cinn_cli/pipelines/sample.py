@@ -167,3 +167,44 @@ def decode_latents(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_png(target, px, {**provenance, "cinn:digit": str(d), "cinn:latent": path.name})
                 report.wrote(str(target), latent=str(path), digit=d)
+
+
+def interpolate_latents(
+    *,
+    weights: Path,
+    start: Path,
+    end: Path,
+    steps: int,
+    digits: list[int] | None,
+    out: Path,
+    overwrite: bool,
+    device: torch.device,
+    report: RunReport,
+) -> None:
+    """Decode the spherical path between two latents: ``DIR/<A>-<B>-<D>-<i>.png`` for i = 00..steps-1
+    (endpoints included) under each digit D (default: A's digit), plus a strip ``DIR/<A>-<B>-<D>.png``."""
+    from ..latents import check_latent_fits, load_latent, slerp
+
+    model, info = load_model(weights, device=str(device))
+    if info.task != "mnist":
+        raise ValueError(f"{weights}: a {info.task!r} model, but decoding digits needs an MNIST model")
+    shapes = model.latent_shapes()
+    a, b = load_latent(start), load_latent(end)
+    check_latent_fits(a, start, "mnist", shapes, info.sha256)
+    check_latent_fits(b, end, "mnist", shapes, info.sha256)
+    path = [slerp(a.zs, b.zs, i / (steps - 1)) for i in range(steps)]
+    zs = [torch.stack([p[level] for p in path]).to(device) for level in range(len(shapes))]
+    out.mkdir(parents=True, exist_ok=True)
+    for d in digits if digits is not None else [a.condition.get("digit", 0)]:
+        name = f"{start.stem}-{end.stem}-{d}"
+        strip = out / f"{name}.png"
+        if strip.exists() and not overwrite:
+            report.skip(str(strip))
+            continue
+        with torch.no_grad():
+            pixels = quantize(model.inverse(zs, torch.full((steps,), d, device=device))[:, 0])
+        text = {**provenance_text(info.sha256), "cinn:digit": str(d), "cinn:path": f"slerp {start.name} {end.name}"}
+        for i, px in enumerate(pixels):
+            write_png(out / f"{name}-{i:02d}.png", px, text)
+        write_png(strip, grid(list(pixels), columns=steps), text)
+        report.wrote(str(strip), digit=d, steps=steps)
