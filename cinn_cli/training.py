@@ -142,7 +142,11 @@ def train(
     total = max_steps if max_steps is not None else recipe.epochs * steps_per_epoch
     eval_every = eval_every or steps_per_epoch
     model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps)
+    # The fused kernel updates all tensors at once (2.7x faster Adam step on the CPU, bench/README.md).
+    fused = device.type in ("cpu", "cuda")
+    opt = torch.optim.Adam(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps, fused=fused
+    )
     noise = torch.Generator().manual_seed(seed + 1)
     step, skipped, ema, metrics = 0, 0, None, {}
     ckpt = checkpoint_path(out)

@@ -118,3 +118,15 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     atomic_write_bytes(target, b"defg")
     assert target.read_bytes() == b"defg"
     assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    import os
+
+    target = tmp_path / "p.bin"
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(target, b"x")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -153,7 +153,7 @@ class AffineCoupling(InvertibleModule):
         return soft_clamp(s, self.clamp), t
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x1, x2 = x[:, : self.n1], x[:, self.n1 :]
+        x1, x2 = x.split([self.n1, self.n2], dim=1)
         s2, t2 = self._scale_shift(self.sub2, x2, cond)
         y1 = x1 * torch.exp(s2) + t2
         s1, t1 = self._scale_shift(self.sub1, y1, cond)
@@ -161,7 +161,7 @@ class AffineCoupling(InvertibleModule):
         return torch.cat([y1, y2], dim=1), sum_except_batch(s1) + sum_except_batch(s2)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        y1, y2 = y[:, : self.n1], y[:, self.n1 :]
+        y1, y2 = y.split([self.n1, self.n2], dim=1)
         s1, t1 = self._scale_shift(self.sub1, y1, cond)
         x2 = (y2 - t1) * torch.exp(-s1)
         s2, t2 = self._scale_shift(self.sub2, x2, cond)

@@ -1,4 +1,4 @@
-"""Frozen model configs and the models built from them.
+"""Frozen model configs and the models built from them (MNIST, and colorization below).
 
 A model owns its condition network and its flow, and knows its data's fixed preprocessing:
 
@@ -159,6 +159,9 @@ class MnistCINN(nn.Module):
         self.flow, self.cond_net = build(config)
         _init_subnets(self.flow, config.init_std)
         self.dims = math.prod(config.image_shape)
+        # Convolutions run 1.1-1.35x faster on the CPU with channels-last weights (bench/README.md);
+        # load_state_dict copies into these tensors, so loaded models keep the layout.
+        self.to(memory_format=torch.channels_last)
 
     def cond_feats(self, labels: Tensor, dtype: torch.dtype) -> list[Tensor]:
         return self.cond_net(labels, dtype)
@@ -211,12 +214,26 @@ def bits_per_dim(log_prob_y: Tensor, dims: int, levels: int = 256) -> Tensor:
     return -log_prob_y / (dims * math.log(2)) + math.log2(levels)
 
 
-def build_model(task: str, config_dict: dict[str, Any]) -> MnistCINN:
+def build_model(task: str, config_dict: dict[str, Any]) -> nn.Module:
     """Rebuild a model from its task name and stored config."""
     if task == "mnist":
         return MnistCINN(MnistConfig.from_dict(config_dict))
+    if task == "colorize":
+        from .colorize import ColorizeCINN, ColorizeConfig
+
+        return ColorizeCINN(ColorizeConfig.from_dict(config_dict))
     raise ValueError(f"unknown task {task!r}")
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def __getattr__(name: str):
+    # The colorization model lives in ``colorize.py`` (this file would otherwise hold two models);
+    # re-exported lazily because ``colorize`` imports the shared helpers above.
+    if name in ("ColorizeConfig", "ColorizeCINN", "COLORIZE_PRESETS"):
+        from . import colorize
+
+        return getattr(colorize, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
