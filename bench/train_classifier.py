@@ -58,9 +58,7 @@ def accuracy(model: MnistClassifier, images: torch.Tensor, labels: torch.Tensor,
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--data", default=None, help="MNIST directory (default: $CINN_MNIST or ../shared/data/mnist)"
-    )
+    p.add_argument("--data", default=None, help="MNIST directory (default: $CINN_MNIST or ../shared/data/mnist)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
@@ -85,9 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"MnistClassifier: {n_params:,} parameters; data {data_dir}", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps_per_epoch = (len(train_x) + args.batch - 1) // args.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch
-    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
 
     t0 = time.time()
     for epoch in range(args.epochs):
@@ -120,8 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     use16 = acc16 >= acc32
     state, acc = (state16, acc16) if use16 else (state32, acc32)
     print(
-        f"test accuracy float32 {acc32:.4f}, float16 {acc16:.4f}: storing "
-        f"{'float16' if use16 else 'float32'}",
+        f"test accuracy float32 {acc32:.4f}, float16 {acc16:.4f}: storing {'float16' if use16 else 'float32'}",
         flush=True,
     )
 

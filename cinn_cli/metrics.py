@@ -1,4 +1,4 @@
-"""MNIST sample-quality metrics, as defined in EVALUATION.md (MNIST section).
+"""Sample-quality metrics, as defined in EVALUATION.md (MNIST; colorization at the end).
 
     clf = load_classifier()                                       # shipped weights, eval mode
     overall, per_digit = classifier_accuracy(clf, samples, labels)
@@ -24,6 +24,10 @@ from .core.classifier import MnistClassifier
 __all__ = [
     "CLASSIFIER_FILE",
     "as_classifier_input",
+    "best_of_n_rmse",
+    "best_of_n_rmse_pixel",
+    "colourfulness",
+    "sample_variance",
     "classifier_accuracy",
     "classifier_features",
     "diversity_ratio",
@@ -210,3 +214,37 @@ def diversity_ratio(
         raise ValueError("diversity_ratio needs at least two samples and two test images of some digit")
     ratio = float(per_digit[valid].mean())
     return (ratio, per_digit) if return_per_digit else ratio
+
+
+# ---- colorization (EVALUATION.md, Colorization) ----------------------------------------------
+# ``samples``: (N, n, 3, H, W) RGB in [0, 1], n colourings of each of N images; ``target``:
+# (N, 3, H, W) the ground truth. Each function returns one value per image, (N,) float64, so
+# batches can be concatenated before averaging over images.
+
+
+def best_of_n_rmse(samples: Tensor, target: Tensor) -> Tensor:
+    """Per image, the smallest RMSE (over pixels and channels) among its n samples."""
+    mse = (samples.double() - target.double().unsqueeze(1)).square().flatten(2).mean(2)  # (N, n)
+    return mse.amin(1).sqrt()
+
+
+def best_of_n_rmse_pixel(samples: Tensor, target: Tensor) -> Tensor:
+    """The original paper's variant: per pixel and channel the smallest squared error among the
+    n samples, then the square root of the image mean."""
+    sq = (samples.double() - target.double().unsqueeze(1)).square().amin(1)  # (N, 3, H, W)
+    return sq.flatten(1).mean(1).sqrt()
+
+
+def sample_variance(samples: Tensor) -> Tensor:
+    """Per pixel and channel, the variance across the n samples (population, as NumPy's
+    ``var``); mean over pixels and channels."""
+    return samples.double().var(dim=1, unbiased=False).flatten(1).mean(1)
+
+
+def colourfulness(rgb: Tensor) -> Tensor:
+    """Hasler and Süsstrunk (2003) colourfulness M of ``(..., 3, H, W)`` RGB in [0, 1] -> ``(...)``:
+    ``sqrt(std_rg² + std_yb²) + 0.3 sqrt(mean_rg² + mean_yb²)``, rg = R - G, yb = (R + G)/2 - B."""
+    r, g, b = rgb.double().unbind(-3)
+    rg, yb = (r - g).flatten(-2), ((r + g) / 2 - b).flatten(-2)
+    std = (rg.var(-1, unbiased=False) + yb.var(-1, unbiased=False)).sqrt()
+    return std + 0.3 * (rg.mean(-1).square() + yb.mean(-1).square()).sqrt()

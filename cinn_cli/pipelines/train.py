@@ -1,4 +1,4 @@
-"""``cinn train``: presets, the MNIST task adapter, and the call into the shared loop."""
+"""``cinn train``: presets, the MNIST and colorization task adapters, and the call into the shared loop."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -101,6 +102,180 @@ def train_mnist(
         "preset": preset,
         "data": "MNIST train (60,000 images)" if task.n_train == 60000 else str(data_dir),
         "recipe": asdict(recipe),
+        "seed": seed,
+        "device": str(device),
+    }
+    result = train(
+        model,
+        task,
+        recipe,
+        out=out,
+        device=device,
+        seed=seed,
+        max_steps=steps,
+        resume=resume,
+        checkpoint_minutes=checkpoint_minutes,
+        eval_every=eval_every,
+        training_info=info,
+        progress=progress,
+    )
+    return model, result
+
+
+# --------------------------------------------------------------------------- colorization
+
+COLORIZE_RECIPES: dict[str, Recipe] = {
+    # colorization_minimal_example: Adam 1e-3, batch 128, 3 epochs, LR x0.1 per epoch, no weight
+    # decay. (Ours: gradients clipped at 10 as every preset here; an "epoch" is crops_per_photo
+    # random crops of every photo, since the data is a folder of photos, not 3M LSUN images.)
+    "paper": Recipe(epochs=3, batch_size=128, lr=1e-3, weight_decay=0.0, schedule="multistep", milestones=(1, 2)),
+    "default": Recipe(epochs=10, batch_size=16, lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=200),
+}
+# Dequantization noise on ab in Lab units, U[low, high) per channel: the reference's one-sided
+# U[0, 0.005) in normalised units (x the a, b scales 11.2, 16.8); ours a centred unit-wide bin.
+COLORIZE_NOISE = {"paper": ((0.0, 0.0), (0.056, 0.084)), "default": ((-0.5, -0.5), (0.5, 0.5))}
+# Evaluation uses one convention for every model (so val bits/dim compare across presets).
+COLORIZE_EVAL_NOISE = (torch.tensor([-0.5, -0.5]).reshape(1, 2, 1, 1), torch.tensor([0.5, 0.5]).reshape(1, 2, 1, 1))
+PHOTO_MAX_SHORT = 256  # photos are decoded once into memory at this short side at most
+
+
+def load_photos(folder: Path, max_short: int = PHOTO_MAX_SHORT, log=None) -> list:
+    """Every readable image under ``folder`` as ``(H, W, 3)`` uint8 (unreadable ones are named and
+    skipped); raises ``FileNotFoundError`` when none is left."""
+    from ..images import discover
+    from ..photos import PhotoError, read_rgb
+
+    photos = []
+    for path, _ in discover(str(folder)):
+        try:
+            photos.append(read_rgb(path, max_short))
+        except PhotoError as e:
+            (log or (lambda m: print(m, file=sys.stderr)))(f"skipped {path}: {e}")
+    if not photos:
+        raise FileNotFoundError(f"{folder}: no readable photos (png, jpg, webp, ...) found")
+    return photos
+
+
+def crop_pyramid(rgb, crop: int) -> list[Tensor]:
+    """``(3, h, w)`` uint8 tensors of the photo at 1, 1/2 and 1/4 of its size, keeping only the
+    scales whose short side is at least ``crop`` (a smaller photo is enlarged to ``crop``)."""
+    from PIL import Image
+
+    im = Image.fromarray(rgb)
+    w, h = im.size
+    sizes = [(round(w * s), round(h * s)) for s in (1.0, 0.5, 0.25) if min(w, h) * s >= crop]
+    if not sizes:
+        sizes = [(max(crop, round(w * crop / min(w, h))), max(crop, round(h * crop / min(w, h))))]
+    levels = [im if size == im.size else im.resize(size, Image.Resampling.LANCZOS) for size in sizes]
+    return [torch.from_numpy(np.asarray(level).copy()).permute(2, 0, 1) for level in levels]
+
+
+class ColorizeTask:
+    """Photos for the training loop: random multi-scale crops with flips -> ``(ab, L)`` batches.
+
+    Training examples are ``crops_per_photo`` random crops of each photo per epoch (index ``i``
+    crops photo ``i % n_photos`` at a random scale, position and flip). Evaluation: bits per ab
+    dimension (Lab units, fixed-seed dequantization) on the centre crops of the val photos.
+    """
+
+    def __init__(self, model, train_dir: Path, val_dir: Path | None, noise, crops_per_photo: int = 64):
+        from ..photos import center_crop
+
+        cfg = model.config
+        self.crop, self.ab_downscale = cfg.crop_size, cfg.ab_downscale
+        self.pyramids = [crop_pyramid(p, self.crop) for p in load_photos(train_dir)]
+        self.n_train = len(self.pyramids) * crops_per_photo
+        if val_dir is not None:
+            val_photos = load_photos(val_dir)
+        else:  # no held-out photos: report the centre crops of the training photos, named as such
+            val_photos = [p[0].permute(1, 2, 0).numpy() for p in self.pyramids]
+        self.metric = "val_bits_per_dim" if val_dir is not None else "train_center_bits_per_dim"
+        crops = np.stack([center_crop(p, self.crop) for p in val_photos])
+        self.val_rgb = torch.from_numpy(crops).permute(0, 3, 1, 2)  # (N, 3, crop, crop) uint8
+        self.noise_low, self.noise_high = (torch.tensor(v).reshape(1, 2, 1, 1) for v in noise)
+
+    def _noise(self, shape, generator: torch.Generator) -> Tensor:
+        return self.noise_low + (self.noise_high - self.noise_low) * torch.rand(shape, generator=generator)
+
+    def batch(self, indices: Tensor, generator: torch.Generator, device: torch.device) -> tuple[Tensor, Tensor]:
+        from ..color import lab_pair
+
+        c, crops = self.crop, []
+        for i in indices.tolist():
+            levels = self.pyramids[i % len(self.pyramids)]
+            img = levels[int(torch.randint(len(levels), (1,), generator=generator))]
+            y = int(torch.randint(img.shape[1] - c + 1, (1,), generator=generator))
+            x = int(torch.randint(img.shape[2] - c + 1, (1,), generator=generator))
+            crop = img[:, y : y + c, x : x + c]
+            crops.append(crop.flip(-1) if torch.rand(1, generator=generator).item() < 0.5 else crop)
+        ab, L = lab_pair(torch.stack(crops), self.ab_downscale)
+        return (ab + self._noise(ab.shape, generator)).to(device), L.to(device)
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        ab, L = batch
+        return -model.log_prob(ab, L) / ab[0].numel()
+
+    def to_bits(self, nats_per_dim: float) -> float:
+        return nats_per_dim / math.log(2)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        return {self.metric: ab_bits(model, self.val_rgb, COLORIZE_EVAL_NOISE, device)}
+
+
+@torch.no_grad()
+def ab_bits(model: nn.Module, rgb: Tensor, noise, device: torch.device, batch_size: int = 64, seed: int = 0) -> float:
+    """Mean bits per ab dimension (Lab units) of uint8 crops ``(N, 3, H, W)`` at the model's
+    working resolution, with one fixed-seed dequantization draw U[low, high) per value."""
+    from ..color import lab_pair
+    from ..core.colorize import ab_bits_per_dim
+
+    g = torch.Generator().manual_seed(seed)
+    low, high = noise
+    total = 0.0
+    for i in range(0, len(rgb), batch_size):
+        ab, L = lab_pair(rgb[i : i + batch_size], model.config.ab_downscale)
+        ab = ab + low + (high - low) * torch.rand(ab.shape, generator=g)
+        lp = model.log_prob(ab.to(device), L.to(device))
+        total += ab_bits_per_dim(lp, ab[0].numel()).sum().item()
+    return total / len(rgb)
+
+
+def train_colorize(
+    *,
+    data_dir: Path,
+    val_dir: Path | None,
+    out: Path,
+    preset: str,
+    device: torch.device,
+    epochs: int | None,
+    steps: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int,
+    resume: bool,
+    checkpoint_minutes: float,
+    eval_every: int | None,
+    crops_per_photo: int = 64,
+    config_overrides: dict | None = None,
+    progress: bool = True,
+):
+    """Train a colorization model on a folder of photos (``val_dir``: held-out photos)."""
+    from ..core.colorize import COLORIZE_PRESETS, ColorizeCINN
+
+    config = replace(COLORIZE_PRESETS[preset], **(config_overrides or {}))
+    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
+    recipe = replace(COLORIZE_RECIPES[preset], **overrides)
+    torch.manual_seed(seed)
+    model = ColorizeCINN(config)
+    task = ColorizeTask(model, data_dir, val_dir, COLORIZE_NOISE[preset], crops_per_photo=crops_per_photo)
+    info = {
+        "command": shlex.join(["cinn", *sys.argv[1:]]) if sys.argv else "",
+        "preset": preset,
+        "data": f"{data_dir} ({len(task.pyramids)} photos, {crops_per_photo} crops each per epoch)",
+        "val": str(val_dir) if val_dir is not None else "",
+        "recipe": asdict(recipe),
+        "dequantization": "ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),
         "seed": seed,
         "device": str(device),
     }

@@ -1,0 +1,130 @@
+"""Colour space and edge-aware upsampling on torch tensors (CPU or GPU, any float dtype).
+
+    lab = rgb_to_lab(rgb)          # (..., 3, H, W) sRGB in [0, 1] -> CIE Lab, L in [0, 100]
+    rgb = lab_to_rgb(lab)          # the inverse, clipped to [0, 1]
+    ab = guided_upsample(ab_low, L_full)   # colour at low resolution, edges from full-res L
+
+The Lab conversion is ``skimage.color.rgb2lab`` / ``lab2rgb`` (D65, 2-degree observer, the
+sRGB matrix of the skimage source) written in torch, so training batches and full-size photos
+are converted on the device without a NumPy round trip. Channels are on dimension ``dim``
+(default ``-3``: ``(3, H, W)`` and ``(B, 3, H, W)`` alike).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+# skimage.color.colorconv.xyz_from_rgb (sRGB, D65) and the D65 / 2-degree reference white.
+_XYZ_FROM_RGB = (
+    (0.412453, 0.357580, 0.180423),
+    (0.212671, 0.715160, 0.072169),
+    (0.019334, 0.119193, 0.950227),
+)
+_WHITE = (0.95047, 1.0, 1.08883)
+
+
+def _matrix(rows, like: Tensor, invert: bool = False) -> Tensor:
+    # Inverted in float64, as skimage's linalg.inv, then cast to the working dtype.
+    m = torch.tensor(rows, dtype=torch.float64)
+    if invert:
+        m = torch.linalg.inv(m)
+    return m.to(like.device, like.dtype)
+
+
+def _apply(x: Tensor, m: Tensor, dim: int) -> Tensor:
+    """Multiply the 3-vectors on dimension ``dim`` by the ``(3, 3)`` matrix ``m``."""
+    return (x.movedim(dim, -1) @ m.t()).movedim(-1, dim)
+
+
+def _white(like: Tensor, dim: int) -> Tensor:
+    shape = [1] * like.dim()
+    shape[dim] = 3
+    return torch.tensor(_WHITE, dtype=like.dtype, device=like.device).reshape(shape)
+
+
+def rgb_to_lab(rgb: Tensor, dim: int = -3) -> Tensor:
+    """sRGB in [0, 1] -> CIE Lab (L in [0, 100], a and b roughly in [-128, 127]); same shape."""
+    # The clamps only keep pow() away from values the other branch of the where() takes.
+    lin = torch.where(rgb > 0.04045, ((rgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = _apply(lin, _matrix(_XYZ_FROM_RGB, rgb), dim) / _white(rgb, dim)
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = f.unbind(dim)
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim)
+
+
+def lab_to_rgb(lab: Tensor, dim: int = -3) -> Tensor:
+    """CIE Lab -> sRGB clipped to [0, 1]; same shape. As skimage, a negative Z is clipped to 0
+    (skimage also warns; out-of-gamut colours are common in generated ab, so this does not)."""
+    L, a, b = lab.unbind(dim)
+    fy = (L + 16.0) / 116.0
+    f = torch.stack([a / 500.0 + fy, fy, (fy - b / 200.0).clamp_min(0.0)], dim)
+    xyz = torch.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787) * _white(lab, dim)
+    lin = _apply(xyz, _matrix(_XYZ_FROM_RGB, lab, invert=True), dim)
+    srgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, lin * 12.92)
+    return srgb.clamp(0.0, 1.0)
+
+
+def gray_to_lightness(gray: Tensor) -> Tensor:
+    """Gray values in [0, 1] (any shape) -> Lab L of the neutral colour (g, g, g), in [0, 100].
+
+    Equal to ``rgb_to_lab`` of the gray RGB image's L channel (its Y is the linearised gray, as
+    the sRGB matrix's middle row sums to 1).
+    """
+    lin = torch.where(gray > 0.04045, ((gray.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, gray / 12.92)
+    y = lin * sum(_XYZ_FROM_RGB[1])
+    f = torch.where(y > 0.008856, y.clamp_min(0.008856) ** (1.0 / 3.0), 7.787 * y + 16.0 / 116.0)
+    return 116.0 * f - 16.0
+
+
+# --------------------------------------------------------------------------- upsampling
+
+
+def _box(x: Tensor, r: int) -> Tensor:
+    """Mean over the ``(2r+1)^2`` window, shrunk at the borders (no zero padding bias)."""
+    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
+
+def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """``(B, C, H, W) -> (B, C, *size)``: bilinear, antialiased when shrinking."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def guided_upsample(src: Tensor, guide: Tensor, radius: int = 1, eps: float = 1e-3) -> Tensor:
+    """Edge-aware upsampling (the fast guided filter, He and Sun 2015).
+
+    ``src (B, C, h, w)`` (e.g. ab at the model's working resolution) and ``guide (B, 1, H, W)``
+    (the full-resolution lightness, scaled to about [0, 1]) -> ``(B, C, H, W)``.
+
+    At low resolution each output is fitted locally as ``A * guide + b`` (a ridge regression
+    over a ``(2 radius + 1)^2`` window, regularised by ``eps`` in guide units squared); the smooth
+    coefficients ``A`` and ``b`` are upsampled bilinearly and applied to the *full-resolution*
+    guide. So a colour edge follows the lightness edge at full resolution instead of being
+    smeared over one low-resolution pixel, and flat regions get the local mean colour.
+    """
+    low = resize(guide, tuple(src.shape[-2:]))
+    mean_i, mean_p = _box(low, radius), _box(src, radius)
+    cov_ip = _box(low * src, radius) - mean_i * mean_p
+    var_i = _box(low * low, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    size = tuple(guide.shape[-2:])
+    a_up = resize(_box(a, radius), size)
+    b_up = resize(_box(b, radius), size)
+    return a_up * guide + b_up
+
+
+def lab_pair(rgb: Tensor, ab_downscale: int = 1) -> tuple[Tensor, Tensor]:
+    """uint8 or [0, 1] float ``(B, 3, H, W)`` RGB -> ``(ab (B, 2, H/s, W/s), L (B, 1, H, W))`` in Lab
+    units, ab area-averaged by ``s = ab_downscale`` (the model's working resolution for colour)."""
+    if rgb.dtype == torch.uint8:
+        rgb = rgb.float() / 255.0
+    lab = rgb_to_lab(rgb)
+    ab = lab[:, 1:]
+    if ab_downscale > 1:
+        ab = F.avg_pool2d(ab, ab_downscale)
+    return ab, lab[:, :1]

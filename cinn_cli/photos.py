@@ -1,0 +1,107 @@
+"""Photo decoding and encoding for colorization: EXIF orientation, odd modes, alpha, formats.
+
+    rgb = read_rgb(path, max_short=256)      # (H, W, 3) uint8, training and evaluation photos
+    gray, alpha = read_gray(path)            # (H, W) float32 in [0, 1], (H, W) uint8 or None
+    data = encode_image(pixels, "png", text) # PNG (with text chunks), JPEG or WebP bytes
+
+Colour inputs to ``cinn colorize`` are reduced to gray with PIL's ``convert('L')`` (ITU-R 601
+luma, L = 0.299 R + 0.587 G + 0.114 B), as EVALUATION.md prescribes for whole-image evaluation;
+the output keeps that gray's Lab lightness exactly.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+
+
+class PhotoError(ValueError):
+    """An input that cannot be used; the message is the reason (without the path)."""
+
+
+def open_image(path: Path):
+    """Open, fully decode and apply the EXIF orientation; raises ``PhotoError``."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return ImageOps.exif_transpose(im)
+    except FileNotFoundError:
+        raise PhotoError("no such file") from None
+    except IsADirectoryError:
+        raise PhotoError("is a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise PhotoError("is not an image this tool can read") from None
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data
+        raise PhotoError(f"cannot be decoded ({getattr(e, 'strerror', None) or e})") from None
+
+
+def read_rgb(path: Path, max_short: int | None = None):
+    """``(H, W, 3)`` uint8 RGB, downscaled (antialiased) so the short side is at most
+    ``max_short``. Alpha is dropped (composited on nothing: training wants the photo's colours)."""
+    from PIL import Image
+
+    im = open_image(path).convert("RGB")
+    short = min(im.size)
+    if max_short is not None and short > max_short:
+        w, h = im.size
+        im = im.resize((round(w * max_short / short), round(h * max_short / short)), Image.Resampling.LANCZOS)
+    return np.asarray(im)
+
+
+def read_gray(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(gray (H, W) float32 in [0, 1], alpha (H, W) uint8 or None)``.
+
+    16-bit grayscale keeps its precision (PIL's ``convert('L')`` would clip it); palette, RGB,
+    CMYK etc. go through ``convert('L')``; an alpha channel (or palette transparency) is returned
+    so the output can carry it.
+    """
+    im = open_image(path)
+    alpha = None
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        alpha = np.asarray(im.convert("RGBA"))[..., 3].copy()
+    if im.mode.startswith("I;16") or im.mode == "I":
+        gray = np.asarray(im, dtype=np.float32) / 65535.0
+    elif im.mode == "F":
+        gray = np.asarray(im, dtype=np.float32)
+    else:
+        gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    return np.clip(gray, 0.0, 1.0), alpha
+
+
+def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(size, size, 3)``: short side resized to ``size``, then the centre."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    im = Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS)
+    x, y = (nw - size) // 2, (nh - size) // 2
+    return np.array(im.crop((x, y, x + size, y + size)))  # writable, for torch.from_numpy
+
+
+def encode_image(pixels: np.ndarray, fmt: str, text: dict[str, str] | None = None) -> bytes:
+    """``(H, W, 3|4)`` uint8 -> file bytes. PNG carries ``text`` as iTXt chunks; JPEG (quality 95,
+    no alpha: it is dropped) and WebP (quality 95) carry none."""
+    from PIL import Image, PngImagePlugin
+
+    im = Image.fromarray(pixels)
+    buf = io.BytesIO()
+    if fmt == "png":
+        info = PngImagePlugin.PngInfo()
+        for k, v in (text or {}).items():
+            info.add_itxt(k, str(v))
+        im.save(buf, format="PNG", pnginfo=info)
+    elif fmt == "jpg":
+        im.convert("RGB").save(buf, format="JPEG", quality=95)
+    elif fmt == "webp":
+        im.save(buf, format="WEBP", quality=95)
+    else:
+        raise ValueError(f"unknown image format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    return buf.getvalue()

@@ -1,0 +1,241 @@
+"""cinn colorize, train colorize and eval colorize on a tiny model and tiny synthetic photos."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cinn_cli.cli import main
+from cinn_cli.core.model import ColorizeCINN, ColorizeConfig
+from cinn_cli.latents import load_latent
+from cinn_cli.metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
+from cinn_cli.storage import save_model
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+TINY = dict(
+    blocks=(1, 1), hidden=(4, 4), cond_channels=(2, 3), cond_widths=(4, 4, 4), global_dim=4, crop_size=16, work_size=16
+)
+
+
+def photo(seed: int, h: int, w: int) -> np.ndarray:
+    """A smooth colourful (H, W, 3) uint8 image with an edge."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([np.sin(6 * xx + c + seed) * 0.5 + 0.5 for c in range(3)], -1)
+    base[:, w // 2 :] = 1 - base[:, w // 2 :]
+    return ((base * 0.8 + 0.2 * rng.random((h, w, 3))) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("col")
+    torch.manual_seed(0)
+    model = ColorizeCINN(ColorizeConfig(**TINY))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    weights = root / "tiny.safetensors"
+    save_model(model, weights)
+    src = root / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(photo(0, 40, 40)).convert("L").save(src / "square.png")
+    Image.fromarray(photo(1, 30, 57)).save(src / "sub" / "wide colour.jpg")
+    rgba = np.concatenate([photo(2, 24, 20), np.full((24, 20, 1), 128, np.uint8)], 2)
+    Image.fromarray(rgba).save(src / "sub" / "alpha.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    for split, n in (("train", 4), ("val", 2)):
+        (root / split).mkdir()
+        for i in range(n):
+            Image.fromarray(photo(10 + i + 5 * (split == "val"), 48, 72)).save(root / split / f"p{i}.png")
+    return root, weights
+
+
+def invoke(*args, **kw):
+    return CliRunner().invoke(main, [str(a) for a in args], **kw)
+
+
+def test_colorize_folder_sizes_latents_and_failures(setup, tmp_path):
+    root, weights = setup
+    out = tmp_path / "out"
+    result = invoke("colorize", root / "in", out, "-n", 2, "--seed", 1, "--weights", weights, "--grid", "--json")
+    assert result.exit_code == 1, result.output  # the corrupt file fails, the rest is written
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["event"] for e in events].count("written") == 6 and events[-1]["failed"] == 1
+    assert events[-1]["failures"][0]["path"].endswith("broken.png")
+    for rel, size, mode in (
+        ("square", (40, 40), "RGB"),
+        ("sub/wide colour", (57, 30), "RGB"),
+        ("sub/alpha", (20, 24), "RGBA"),
+    ):
+        for k in (1, 2):
+            with Image.open(out / f"{rel}-{k}.png") as im:
+                assert im.size == size and im.mode == mode
+                assert im.text["cinn:seed"] and "Machine-generated" in im.text["Comment"]
+            assert (out / f"{rel}-{k}.safetensors").exists()
+        assert (out / f"{rel}-grid.png").exists()
+    latent = load_latent(out / "sub" / "wide colour-1.safetensors")
+    assert (
+        latent.task == "colorize"
+        and latent.image_size == "57x30"
+        and latent.condition["source"] == "sub/wide colour.jpg"
+    )
+
+
+def test_output_keeps_the_input_lightness(setup, tmp_path):
+    """Converting an output back to gray (PIL convert('L')) gives the input's gray to within a
+    few levels (out-of-gamut ab can be clipped in RGB; then lightness shifts a little)."""
+    root, weights = setup
+    assert (
+        invoke(
+            "colorize", root / "in" / "square.png", tmp_path, "-n", 1, "--seed", 3, "-t", 0.3, "--weights", weights
+        ).exit_code
+        == 0
+    )
+    with Image.open(root / "in" / "square.png") as a, Image.open(tmp_path / "square-1.png") as b:
+        diff = np.abs(np.asarray(a.convert("L"), float) - np.asarray(b.convert("L"), float))
+    assert np.median(diff) <= 2
+
+
+def test_same_seed_same_bytes_skip_existing_and_stdin(setup, tmp_path):
+    root, weights = setup
+    src = root / "in" / "sub" / "wide colour.jpg"
+    for name, seed, bs in (("a", 5, 8), ("b", 5, 1), ("c", 6, 8)):
+        args = ("colorize", src, tmp_path / name, "-n", 3, "--seed", seed, "--batch-size", bs, "--weights", weights)
+        assert invoke(*args).exit_code == 0
+    read = lambda d: [(tmp_path / d / f"wide colour-{k}.png").read_bytes() for k in (1, 2, 3)]  # noqa: E731
+    assert read("a") == read("b") and read("a") != read("c")
+    again = invoke("colorize", src, tmp_path / "a", "-n", 3, "--seed", 5, "--weights", weights, "--json")
+    summary = json.loads(again.stdout.splitlines()[-1])
+    assert again.exit_code == 0 and summary["written"] == 0 and summary["skipped"] == 3
+    piped = invoke(
+        "colorize",
+        "-",
+        tmp_path / "d",
+        "-n",
+        1,
+        "--seed",
+        5,
+        "--weights",
+        weights,
+        "--no-latents",
+        "--format",
+        "webp",
+        input=f"{src}\n",
+    )
+    assert piped.exit_code == 0, piped.output
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["wide colour-1.webp"]
+
+
+def test_missing_shipped_model_is_one_sentence(tmp_path, monkeypatch):
+    from cinn_cli import storage
+
+    monkeypatch.setattr(storage, "shipped_weights", lambda name: tmp_path / f"{name}.safetensors")
+    (tmp_path / "x.png").write_bytes(b"")
+    result = invoke("colorize", tmp_path / "x.png", tmp_path / "o")
+    assert result.exit_code == 1 and "no shipped colorization model yet" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
+    from cinn_cli.core import colorize as core
+
+    root, _ = setup
+    monkeypatch.setitem(core.COLORIZE_PRESETS, "default", ColorizeConfig(**TINY))
+    out = tmp_path / "m.safetensors"
+    args = ["train", "colorize", "--data", root / "train", "--val", root / "val", "--out", out]
+    result = invoke(*args, "--steps", 3, "--batch-size", 4, "--crops-per-photo", 2, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert out.exists() and "val bits per dim" in result.output
+    ev = invoke("eval", "colorize", "--data", root / "val", "--weights", out, "-n", 2, "--json", "--device", "cpu")
+    assert ev.exit_code == 0, ev.output
+    r = json.loads(ev.stdout)
+    assert math.isfinite(r["val_bits_per_dim"]) and r["images"] == 2
+    assert 0 < r["best_of_n_rmse"] <= r["best_of_1_rmse"] and r["best_of_n_rmse_pixel"] <= r["best_of_n_rmse"]
+    assert r["variance"] >= 0 and r["gray_colourfulness_ratio"] < 0.05
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_colorization_metrics_by_hand():
+    target = torch.zeros(1, 3, 2, 2, dtype=torch.float64)
+    samples = torch.stack([torch.full((3, 2, 2), 0.5), torch.full((3, 2, 2), 0.1)]).unsqueeze(0).double()
+    samples[0, 0, 0, 0, 0] = 0.0  # the worse sample is perfect on one value
+    assert best_of_n_rmse(samples, target).item() == pytest.approx(0.1)
+    per_pixel = math.sqrt((0.0 + 11 * 0.01) / 12)
+    assert best_of_n_rmse_pixel(samples, target).item() == pytest.approx(per_pixel)
+    var = ((0.5 - 0.1) / 2) ** 2 * 11 / 12 + (0.05**2) / 12
+    assert sample_variance(samples).item() == pytest.approx(var)
+
+
+def test_colourfulness_known_values():
+    gray = torch.full((3, 4, 4), 0.3, dtype=torch.float64)
+    assert colourfulness(gray).item() == pytest.approx(0.0)
+    red = torch.zeros(3, 4, 4, dtype=torch.float64)
+    red[0] = 1.0  # rg = 1, yb = 0.5 everywhere: no spread, M = 0.3 * sqrt(1.25)
+    assert colourfulness(red).item() == pytest.approx(0.3 * math.sqrt(1.25))
+    half = red.clone()
+    half[0, :, :2] = 0.0  # rg and yb each 0 or 1 / 0.5 on half the pixels
+    expected = math.sqrt(0.25 + 0.0625) + 0.3 * math.sqrt(0.25 + 0.0625)
+    assert colourfulness(half).item() == pytest.approx(expected)
+
+
+def test_training_crops_follow_the_recipe(setup):
+    """Crops are crop_size squares from scales 1, 1/2, 1/4 that keep the short side >= the crop;
+    a photo smaller than the crop is enlarged; batches are (ab at half resolution, L)."""
+    from cinn_cli.pipelines.train import ColorizeTask, crop_pyramid
+
+    levels = crop_pyramid(photo(0, 72, 100), 16)
+    assert [tuple(t.shape) for t in levels] == [(3, 72, 100), (3, 36, 50), (3, 18, 25)]
+    assert [tuple(t.shape) for t in crop_pyramid(photo(0, 10, 20), 16)] == [(3, 16, 32)]
+    root, _ = setup
+    task = ColorizeTask(ColorizeCINN(ColorizeConfig(**TINY)), root / "train", None, ((-0.5, -0.5), (0.5, 0.5)), 3)
+    assert task.n_train == 12 and task.metric == "train_center_bits_per_dim"
+    ab, L = task.batch(torch.arange(5), torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert ab.shape == (5, 2, 8, 8) and L.shape == (5, 1, 16, 16) and 0 <= L.min() and L.max() <= 100
+
+
+def test_colorize_with_a_same_resolution_model(setup, tmp_path):
+    """ab_downscale=1 (as the paper model): ab at the working size, still guided to full size."""
+    root, _ = setup
+    torch.manual_seed(1)
+    cfg = ColorizeConfig(**{**TINY, "cond_widths": (4, 4), "ab_downscale": 1})
+    weights = tmp_path / "same.safetensors"
+    save_model(ColorizeCINN(cfg), weights)
+    result = invoke(
+        "colorize", root / "in" / "sub" / "alpha.png", tmp_path / "o", "-n", 1, "--seed", 0, "--weights", weights
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "o" / "alpha-1.png") as im:
+        assert im.size == (20, 24)
+        assert np.asarray(im)[..., 3].min() == 128  # alpha carried through
+
+
+def test_out_of_memory_halves_the_batch(setup, tmp_path, monkeypatch):
+    from cinn_cli.pipelines import colorize as pipeline
+
+    root, weights = setup
+    real, sizes = pipeline.colorize_lightness, []
+
+    def flaky(model, L, zs):
+        sizes.append(len(zs[0]))
+        if len(zs[0]) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, L, zs)
+
+    monkeypatch.setattr(pipeline, "colorize_lightness", flaky)
+    src = root / "in" / "square.png"
+    result = invoke("colorize", src, tmp_path / "a", "-n", 5, "--seed", 2, "--batch-size", 8, "--weights", weights)
+    assert result.exit_code == 0, result.output
+    assert sizes == [5, 4, 2, 2, 1]  # 8 -> 4 -> 2, then the rest
+    monkeypatch.setattr(pipeline, "colorize_lightness", real)
+    assert invoke("colorize", src, tmp_path / "b", "-n", 5, "--seed", 2, "--weights", weights).exit_code == 0
+    for k in range(1, 6):
+        assert (tmp_path / "a" / f"square-{k}.png").read_bytes() == (tmp_path / "b" / f"square-{k}.png").read_bytes()
