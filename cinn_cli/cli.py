@@ -76,14 +76,16 @@ json_option = click.option(
 def main() -> None:
     """Conditional invertible neural networks (cINN) from the command line.
 
-    Sample class-conditional MNIST digits from shipped weights, turn images into latent codes
-    and back, and train your own models. Progress and summaries go to stderr; stdout stays clean
+    Sample class-conditional MNIST digits from shipped weights, colorize grayscale photos in
+    several plausible ways, turn images into latent codes and back, and train your own models. Progress and summaries go to stderr; stdout stays clean
     for pipelines (use --json for machine-readable lines). Exit codes: 0 all done, 1 some
     inputs failed, 2 usage error.
 
     \b
     Examples:
       cinn sample --digit 7 -n 64
+      cinn colorize ./bw ./out -n 5
+      cinn encode ./digits ./z --verify
       cinn train mnist --data ./mnist --out my-mnist.safetensors
       cinn eval mnist --data ./mnist
       cinn info weights/mnist.safetensors

@@ -6,6 +6,8 @@
 2. ``docs/mnist-style-transfer.png``: the first 8 MNIST test images (left column) encoded with
    ``cinn encode IN Z --verify`` (labels from folder names), then decoded under every digit with
    ``cinn sample --from-latent Z -d 0-9``: each row keeps one writer's style.
+3. ``docs/colorize-val.png`` (``--task colorize``): for a few validation photos, the grayscale
+   input (PIL ``convert('L')``), the original, then ``cinn colorize GRAY OUT -n 5 --seed 1``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="MNIST folder (default: $CINN_MNIST or ../shared/data/mnist)")
     parser.add_argument("--weights", default=None, help="model file (default: the shipped one)")
+    parser.add_argument("--task", choices=["mnist", "colorize"], default="mnist")
+    parser.add_argument("--photos", default=None, help="validation photos (default: ../shared/data/photos/val)")
     args = parser.parse_args()
+    if args.task == "colorize":
+        return colorize_figure(args)
     weights = ["--weights", args.weights] if args.weights else []
     data = find_mnist_dir(args.data)
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,6 +69,41 @@ def main() -> None:
             rows += [np.asarray(Image.open(folder / f"test{i}-{t}.png")) for t in range(10)]
         write_png(DOCS / "mnist-style-transfer.png", upscale(grid(rows, columns=11)))
     print(f"wrote {DOCS / 'mnist-samples.png'} and {DOCS / 'mnist-style-transfer.png'}")
+
+
+COLORIZE_PICKS = (
+    "erase__giraffe.webp",
+    "explore_farm_animals__cow.webp",
+    "categorization__renewable__solar1.webp",
+    "explore_monuments__france__pontduGard.webp",
+)
+
+
+def colorize_figure(args) -> None:
+    """Rows: gray input, original, 5 colourings; every photo scaled to 160 px high for the sheet."""
+    weights = ["--weights", args.weights] if args.weights else []
+    root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "val"
+    picks = [root / name for name in COLORIZE_PICKS if (root / name).exists()] or sorted(root.glob("*.webp"))[:4]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "gray").mkdir()
+        for p in picks:
+            Image.open(p).convert("L").save(tmp / "gray" / f"{p.stem}.png")
+        cinn("colorize", str(tmp / "gray"), str(tmp / "out"), "-n", "5", "--seed", "1", "--no-latents", *weights)
+        for p in picks:
+            original = Image.open(p).convert("RGB")
+            h = 160
+            w = round(original.width * h / original.height)
+            tiles = [Image.open(tmp / "gray" / f"{p.stem}.png").convert("RGB"), original]
+            tiles += [Image.open(tmp / "out" / f"{p.stem}-{k}.png").convert("RGB") for k in range(1, 6)]
+            rows += [np.asarray(t.resize((w, h), Image.Resampling.LANCZOS)) for t in tiles]
+    widths = {r.shape[1] for r in rows}
+    if len(widths) > 1:  # different aspect ratios: pad every tile to the widest
+        wmax = max(widths)
+        rows = [np.pad(r, ((0, 0), (0, wmax - r.shape[1]), (0, 0)), constant_values=40) for r in rows]
+    write_png(DOCS / "colorize-val.png", grid(rows, columns=7))
+    print(f"wrote {DOCS / 'colorize-val.png'}: {', '.join(p.name for p in picks)}")
 
 
 if __name__ == "__main__":
