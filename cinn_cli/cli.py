@@ -77,9 +77,9 @@ def main() -> None:
     """Conditional invertible neural networks (cINN) from the command line.
 
     Sample class-conditional MNIST digits from shipped weights, colorize grayscale photos in
-    several plausible ways, turn images into latent codes and back, and train your own models. Progress and summaries go to stderr; stdout stays clean
-    for pipelines (use --json for machine-readable lines). Exit codes: 0 all done, 1 some
-    inputs failed, 2 usage error.
+    several plausible ways, turn images into latent codes and back, and train your own models.
+    Progress and summaries go to stderr; stdout stays clean for pipelines (use --json for
+    machine-readable lines). Exit codes: 0 all done, 1 some inputs failed, 2 usage error.
 
     \b
     Examples:
@@ -434,10 +434,28 @@ def train() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint kept beside --out (<out>.ckpt).")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
+@click.option(
+    "--log-jsonl",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append one JSON record per evaluation (step, time, train and held-out bits/dim, lr, grad norm).",
+)
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch).")
 @device_option
 def train_mnist_cmd(
-    data_dir, out, preset, epochs, steps, batch_size, lr, seed, resume, checkpoint_minutes, eval_every, device
+    data_dir,
+    out,
+    preset,
+    epochs,
+    steps,
+    batch_size,
+    lr,
+    seed,
+    resume,
+    checkpoint_minutes,
+    log_jsonl,
+    eval_every,
+    device,
 ):
     """Train the class-conditional MNIST model.
 
@@ -468,6 +486,7 @@ def train_mnist_cmd(
             resume=resume,
             checkpoint_minutes=checkpoint_minutes,
             eval_every=eval_every,
+            log_jsonl=log_jsonl,
         )
     except (MnistDataError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
@@ -511,6 +530,12 @@ def train_mnist_cmd(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint kept beside --out (<out>.ckpt).")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
+@click.option(
+    "--log-jsonl",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append one JSON record per evaluation (step, time, train and held-out bits/dim, lr, grad norm).",
+)
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch).")
 @device_option
 def train_colorize_cmd(
@@ -526,6 +551,7 @@ def train_colorize_cmd(
     seed,
     resume,
     checkpoint_minutes,
+    log_jsonl,
     eval_every,
     device,
 ):
@@ -555,6 +581,7 @@ def train_colorize_cmd(
             resume=resume,
             checkpoint_minutes=checkpoint_minutes,
             eval_every=eval_every,
+            log_jsonl=log_jsonl,
             crops_per_photo=crops_per_photo,
         )
     except (FileNotFoundError, ValueError) as e:

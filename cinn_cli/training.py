@@ -8,6 +8,7 @@ beside the output file, ``resume``, and the model file written after every evalu
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -59,6 +60,15 @@ class TrainTask(Protocol):
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Held-out metrics, e.g. ``{"test_bits_per_dim": ...}``."""
+
+
+RISING_EVALS = 3  # warn when the held-out metric rose this many evaluations in a row
+
+
+def rose(history: list[float], times: int) -> bool:
+    """Whether the last ``times`` values each went up."""
+    recent = history[-(times + 1) :]
+    return len(recent) == times + 1 and all(a < b for a, b in zip(recent, recent[1:], strict=False))
 
 
 class NonFiniteError(RuntimeError):
@@ -124,6 +134,7 @@ def train(
     checkpoint_minutes: float = 5.0,
     eval_every: int | None = None,
     training_info: dict[str, Any] | None = None,
+    log_jsonl: Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -149,6 +160,8 @@ def train(
     )
     noise = torch.Generator().manual_seed(seed + 1)
     step, skipped, ema, metrics = 0, 0, None, {}
+    gnorm_ema: float | None = None
+    history: list[float] = []  # the first held-out metric after each evaluation
     ckpt = checkpoint_path(out)
     spent = 0.0  # seconds of training before this process (from the checkpoint)
 
@@ -162,6 +175,7 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
         step, skipped, ema, metrics = state["step"], state["skipped"], state["ema"], state["metrics"]
+        gnorm_ema, history = state.get("gnorm_ema"), state.get("history", [])
         spent = state["seconds"]
         log(f"resumed from {ckpt} at step {step}")
 
@@ -175,6 +189,8 @@ def train(
             "step": step,
             "skipped": skipped,
             "ema": ema,
+            "gnorm_ema": gnorm_ema,
+            "history": history,
             "metrics": metrics,
             "seconds": spent + time.monotonic() - t0,
             "recipe": asdict(recipe),
@@ -217,6 +233,7 @@ def train(
                 opt.step()
                 value = task.to_bits(loss.item())
                 ema = value if ema is None else 0.98 * ema + 0.02 * value
+                gnorm_ema = float(gnorm) if gnorm_ema is None else 0.98 * gnorm_ema + 0.02 * float(gnorm)
             else:  # a NaN/inf loss or gradient never reaches the weights
                 skipped += 1
                 opt.zero_grad(set_to_none=True)
@@ -226,6 +243,7 @@ def train(
                 bar.set_postfix(
                     bpd=f"{ema:.3f}" if ema is not None else "-",
                     lr=f"{opt.param_groups[0]['lr']:.1e}",
+                    gnorm=f"{gnorm_ema:.2f}" if gnorm_ema is not None else "-",
                     skipped=skipped,
                     **({k: f"{v:.3f}" for k, v in metrics.items()}),
                 )
@@ -234,9 +252,27 @@ def train(
                 metrics = task.evaluate(model, device)
                 model.train()
                 write_model()
+                history.append(next(iter(metrics.values())))
                 save_checkpoint()
                 last_ckpt = time.monotonic()
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if rose(history, RISING_EVALS):
+                    bar.write(
+                        f"warning: {next(iter(metrics))} rose for {RISING_EVALS} evaluations in a row "
+                        f"({', '.join(f'{v:.4f}' for v in history[-4:])}): overfitting or a too high LR?"
+                    )
+                if log_jsonl is not None:
+                    record = {
+                        "step": step,
+                        "epoch": round(step / steps_per_epoch, 3),
+                        "seconds": round(spent + time.monotonic() - t0, 1),
+                        "train_bits_per_dim": ema,
+                        "lr": opt.param_groups[0]["lr"],
+                        "grad_norm": gnorm_ema,
+                        **metrics,
+                    }
+                    with open(log_jsonl, "a") as f:
+                        f.write(json.dumps(record) + "\n")
             elif time.monotonic() - last_ckpt > checkpoint_minutes * 60:
                 save_checkpoint()
                 last_ckpt = time.monotonic()

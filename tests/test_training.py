@@ -137,3 +137,38 @@ def test_cli_eval_prints_every_number(mnist_dir, tmp_path):
     assert [s["temperature"] for s in r["samples"]] == [0.5, 1.0]
     for s in r["samples"]:
         assert 0 <= s["sample_accuracy"] <= 1 and len(s["per_digit_accuracy"]) == 10 and s["diversity"] > 0
+
+
+def test_log_jsonl_has_one_record_per_evaluation(mnist_dir, tmp_path):
+    import json
+
+    log = tmp_path / "log.jsonl"
+    train_mnist(
+        data_dir=mnist_dir,
+        out=tmp_path / "m.safetensors",
+        preset="default",
+        device=torch.device("cpu"),
+        epochs=None,
+        steps=8,
+        batch_size=16,
+        lr=1e-3,
+        seed=0,
+        resume=False,
+        checkpoint_minutes=60,
+        eval_every=4,
+        config_overrides=TINY,
+        progress=False,
+        log_jsonl=log,
+    )
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records] == [4, 8]
+    for r in records:
+        assert math.isfinite(r["test_bits_per_dim"]) and r["lr"] > 0 and r["grad_norm"] > 0 and r["seconds"] >= 0
+
+
+def test_rising_held_out_metric_is_detected():
+    from cinn_cli.training import rose
+
+    assert rose([2.0, 1.5, 1.6, 1.7, 1.8], 3)
+    assert not rose([2.0, 1.5, 1.6, 1.55, 1.8], 3)
+    assert not rose([1.0, 1.1, 1.2], 3)

@@ -89,6 +89,7 @@ def train_mnist(
     eval_limit: int | None = None,
     config_overrides: dict | None = None,
     progress: bool = True,
+    log_jsonl: Path | None = None,
 ) -> tuple[MnistCINN, TrainResult]:
     config: MnistConfig = replace(PRESETS[preset], **(config_overrides or {}))
     recipe = MNIST_RECIPES[preset]
@@ -117,6 +118,7 @@ def train_mnist(
         checkpoint_minutes=checkpoint_minutes,
         eval_every=eval_every,
         training_info=info,
+        log_jsonl=log_jsonl,
         progress=progress,
     )
     return model, result
@@ -259,6 +261,7 @@ def train_colorize(
     crops_per_photo: int = 64,
     config_overrides: dict | None = None,
     progress: bool = True,
+    log_jsonl: Path | None = None,
 ):
     """Train a colorization model on a folder of photos (``val_dir``: held-out photos)."""
     from ..core.colorize import COLORIZE_PRESETS, ColorizeCINN
@@ -291,6 +294,7 @@ def train_colorize(
         checkpoint_minutes=checkpoint_minutes,
         eval_every=eval_every,
         training_info=info,
+        log_jsonl=log_jsonl,
         progress=progress,
     )
     return model, result
