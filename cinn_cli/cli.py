@@ -636,9 +636,14 @@ def eval_group() -> None:
 )
 @click.option("--per-digit", default=1000, show_default=True, type=click.IntRange(2), help="Samples per digit.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Store the results in the model file's metadata (the file is rewritten, so its SHA-256 changes).",
+)
 @device_option
 @json_option
-def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, device, json_lines):
+def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, record, device, json_lines):
     """Test bits/dim and sample quality of an MNIST model.
 
     \b
@@ -670,6 +675,10 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, device, jso
         )
     except (ModelFileError, MnistDataError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
+    if record:
+        from .storage import record_metrics
+
+        record_metrics(r["weights"], {k: v for k, v in r.items() if k not in ("weights", "model_sha256")})
     if json_lines:
         click.echo(json.dumps(r))
         return

@@ -138,6 +138,22 @@ def save_model(
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
+def record_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
+    """Merge ``metrics`` into a model file's metadata (rewritten atomically; tensors unchanged).
+
+    The file's SHA-256 changes, so do this before making latents with it.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save
+
+    read_model_info(path)  # refuse anything that is not a model file
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    metadata["metrics"] = json.dumps({**json.loads(metadata.get("metrics", "{}")), **metrics})
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
 def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """Read a safetensors file's header without loading tensors.
 

@@ -172,3 +172,19 @@ def test_rising_held_out_metric_is_detected():
     assert rose([2.0, 1.5, 1.6, 1.7, 1.8], 3)
     assert not rose([2.0, 1.5, 1.6, 1.55, 1.8], 3)
     assert not rose([1.0, 1.1, 1.2], 3)
+
+
+def test_eval_record_stores_the_numbers_in_the_model_file(mnist_dir, tmp_path):
+    import json
+
+    out = tmp_path / "r.safetensors"
+    run_tiny(mnist_dir, out, steps=2)
+    before = load_model(out)[0].state_dict()
+    args = ["eval", "mnist", "--data", str(mnist_dir), "--weights", str(out), "--per-digit", "2", "--record", "--json"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    model, info = load_model(out)
+    assert info.metrics["test_bits_per_dim"] == json.loads(result.stdout)["test_bits_per_dim"]
+    assert info.metrics["samples"][0]["temperature"] == 0.8 and "training" in dir(info)
+    for (k, a), b in zip(before.items(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
