@@ -705,9 +705,10 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, record, dev
 @click.option("-n", "n", default=8, show_default=True, type=click.IntRange(1, 64), help="Samples per image.")
 @click.option("-t", "--temperature", default=1.0, show_default=True, type=click.FloatRange(0.0, 5.0))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--record", is_flag=True, help="Store the results in the model file's metadata (its SHA-256 changes).")
 @device_option
 @json_option
-def eval_colorize_cmd(data_dir, weights, n, temperature, seed, device, json_lines):
+def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, json_lines):
     """Val bits/dim and sample quality of a colorization model on 64x64 centre crops.
 
     \b
@@ -731,6 +732,10 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, device, json_line
         )
     except (ModelFileError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
+    if record:
+        from .storage import record_metrics
+
+        record_metrics(r["weights"], {k: v for k, v in r.items() if k not in ("weights", "model_sha256")})
     if json_lines:
         click.echo(json.dumps(r))
         return
