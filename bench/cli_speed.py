@@ -1,0 +1,79 @@
+"""Wall time of whole commands, start-up included (EVALUATION.md, Speed).
+
+    python bench/cli_speed.py [--runs 5]
+
+Times, with the shipped models, into a fresh temporary folder each run (so nothing is skipped):
+
+* ``cinn sample --digit 7 -n 64``;
+* ``cinn colorize photo.png OUT -n 5`` on a 1600x1000 photo (a validation photo from
+  ``../shared/data/photos/val`` resized to that size, or a synthetic one when absent);
+
+alternating, in the same run, with the reference ``python -c "import torch"`` (the floor every
+PyTorch command line pays). One warm-up round, then the median of ``--runs``. Last lines:
+
+    sample_speed median_s=<...> import_torch_s=<...> overhead_s=<median - import>
+    colorize_speed median_s=<...> import_torch_s=<...> overhead_s=<...>
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+VAL = ROOT.parent / "shared" / "data" / "photos" / "val" / "explore_farm_animals__cow.webp"
+
+
+def wall(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def photo(path: Path) -> Path:
+    if VAL.exists():
+        Image.open(VAL).convert("RGB").resize((1600, 1000), Image.Resampling.LANCZOS).save(path)
+    else:
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (1000, 1600, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="time whole cinn commands against a bare torch import")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    cinn = [sys.executable, "-m", "cinn_cli"]
+    reference = [sys.executable, "-c", "import torch"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = photo(tmp / "photo.png")
+        commands = {
+            "sample": lambda i: [*cinn, "sample", "--digit", "7", "-n", "64", "-o", str(tmp / f"s{i}")],
+            "colorize": lambda i: [*cinn, "colorize", str(src), str(tmp / f"c{i}"), "-n", "5"],
+        }
+        times: dict[str, list[float]] = {name: [] for name in [*commands, "import"]}
+        for i in range(args.runs + 1):
+            results = {name: wall(make(i)) for name, make in commands.items()}
+            results["import"] = wall(reference)
+            if i:  # round 0 is the warm-up
+                for name, t in results.items():
+                    times[name].append(t)
+    floor = statistics.median(times["import"])
+    for name, ts in times.items():
+        print(f"{name:9s} {', '.join(f'{t:.2f}' for t in ts)} s")
+    for name in commands:
+        med = statistics.median(times[name])
+        print(f"{name}_speed median_s={med:.2f} import_torch_s={floor:.2f} overhead_s={med - floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()
