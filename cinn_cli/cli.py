@@ -683,7 +683,10 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, record, dev
         click.echo(json.dumps(r))
         return
     click.echo(f"model            {r['weights']}")
-    click.echo(f"test bits/dim    {r['test_bits_per_dim']:.4f}")
+    click.echo(
+        f"test bits/dim    {r['test_bits_per_dim']:.4f} (median {r['test_bits_per_dim_median']:.4f}; "
+        f"{r['test_images_above_8_bits_per_dim']} images above 8 bits/dim)"
+    )
     click.echo(f"Fréchet floor    {r['frechet_floor_train_vs_test']:.3f} (10k train vs test images)")
     for s in r["samples"]:
         click.echo(
