@@ -10,11 +10,9 @@ whatever the normalisation. The condition network on L is trained jointly with t
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,11 +29,11 @@ from .blocks import (
     HaarDownsample,
 )
 from .condnet import LightnessNet, PaperLightnessNet
-from .model import _LOG_2PI, _init_subnets
+from .model import _LOG_2PI, ConfigDict, _init_subnets
 
 
 @dataclass(frozen=True)
-class ColorizeConfig:
+class ColorizeConfig(ConfigDict):
     """Colorization cINN.
 
     ``arch="paper"``: the reference ``colorization_minimal_example`` at 64x64 (14 GLOW couplings,
@@ -68,17 +66,6 @@ class ColorizeConfig:
     mixing_seed: int = 0
 
     task = "colorize"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ColorizeConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown config field(s) {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 COLORIZE_PRESETS: dict[str, ColorizeConfig] = {

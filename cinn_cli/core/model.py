@@ -37,8 +37,23 @@ from .condnet import LabelFeatures, OneHot
 _LOG_2PI = math.log(2 * math.pi)
 
 
+class ConfigDict:
+    """JSON round trip shared by the frozen config dataclasses (lists come back as tuples)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config field(s) {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 @dataclass(frozen=True)
-class MnistConfig:
+class MnistConfig(ConfigDict):
     """Class-conditional MNIST cINN.
 
     ``arch="fc"`` is the reference minimal model: flatten, then ``blocks[0]`` x [fixed random
@@ -65,17 +80,6 @@ class MnistConfig:
 
     task = "mnist"
     image_shape = (1, 28, 28)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MnistConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown config field(s) {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 PRESETS: dict[str, MnistConfig] = {
