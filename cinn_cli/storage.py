@@ -217,14 +217,19 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     )
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu"):
-    """Load a model file strictly: returns ``(model in eval mode, ModelInfo)``."""
+def load_model(path: str | os.PathLike, device: str = "cpu", task: str | None = None):
+    """Load a model file strictly: returns ``(model in eval mode, ModelInfo)``.
+
+    With ``task``, a model of another task is refused before its tensors are read.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .core.model import build_model
 
     info = read_model_info(path)
+    if task is not None and info.task != task:
+        raise ModelFileError(f"{path}: a {info.task!r} model, but this command needs a {task!r} model")
     try:
         model = build_model(info.task, info.config)
     except (TypeError, ValueError) as e:

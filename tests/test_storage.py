@@ -130,3 +130,10 @@ def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_model_of_another_task_is_refused(tiny_file):
+    _, path = tiny_file
+    with pytest.raises(ModelFileError, match="a 'mnist' model, but this command needs a 'colorize' model"):
+        load_model(path, task="colorize")
+    assert load_model(path, task="mnist")[1].task == "mnist"

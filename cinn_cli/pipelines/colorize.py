@@ -33,9 +33,7 @@ def load_colorize_model(weights: str | None, device: torch.device):
     path = resolve_weights(weights, "colorize")
     if weights in (None, "colorize") and not path.exists():
         raise ModelFileError(NO_SHIPPED_MODEL)
-    model, info = load_model(path, device=str(device))
-    if info.task != "colorize":
-        raise ValueError(f"{path}: a {info.task!r} model, but colorizing needs a colorization model")
+    model, info = load_model(path, device=str(device), task="colorize")
     return model, info
 
 

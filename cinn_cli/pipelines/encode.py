@@ -58,9 +58,7 @@ def encode_digits(
     batch_size: int,
     report: RunReport,
 ) -> None:
-    model, info = load_model(weights, device=str(device))
-    if info.task != "mnist":
-        raise ValueError(f"{weights}: a {info.task!r} model; this command encodes digits with an MNIST model")
+    model, info = load_model(weights, device=str(device), task="mnist")
     items = discover(source)
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 

@@ -72,9 +72,7 @@ def evaluate_mnist(
     seed: int = 0,
 ) -> dict:
     """All MNIST numbers for one model file; see EVALUATION.md for the definitions."""
-    model, info = load_model(weights, device=str(device))
-    if info.task != "mnist":
-        raise ValueError(f"{weights}: a {info.task!r} model, not an MNIST model")
+    model, info = load_model(weights, device=str(device), task="mnist")
     test_x, test_y = load_mnist(data_dir, "test")
     train_x, _ = load_mnist(data_dir, "train")
     result: dict = {"weights": str(weights), "model_sha256": info.sha256}

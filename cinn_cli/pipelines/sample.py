@@ -49,9 +49,7 @@ def sample_digits(
     batch_size: int,
     report: RunReport,
 ) -> None:
-    model, info = load_model(weights, device=str(device))
-    if info.task != "mnist":
-        raise ValueError(f"{weights}: a {info.task!r} model, but sampling digits needs an MNIST model")
+    model, info = load_model(weights, device=str(device), task="mnist")
     shapes = model.latent_shapes()
     out.mkdir(parents=True, exist_ok=True)
     provenance = {**provenance_text(info.sha256), "cinn:temperature": repr(temperature)}
@@ -135,9 +133,7 @@ def decode_latents(
     from ..images import discover
     from ..latents import LatentFileError, check_latent_fits, load_latent
 
-    model, info = load_model(weights, device=str(device))
-    if info.task != "mnist":
-        raise ValueError(f"{weights}: a {info.task!r} model, but decoding digits needs an MNIST model")
+    model, info = load_model(weights, device=str(device), task="mnist")
     shapes = model.latent_shapes()
     provenance = provenance_text(info.sha256)
     for source in sources:
@@ -185,9 +181,7 @@ def interpolate_latents(
     (endpoints included) under each digit D (default: A's digit), plus a strip ``DIR/<A>-<B>-<D>.png``."""
     from ..latents import check_latent_fits, load_latent, slerp
 
-    model, info = load_model(weights, device=str(device))
-    if info.task != "mnist":
-        raise ValueError(f"{weights}: a {info.task!r} model, but decoding digits needs an MNIST model")
+    model, info = load_model(weights, device=str(device), task="mnist")
     shapes = model.latent_shapes()
     a, b = load_latent(start), load_latent(end)
     check_latent_fits(a, start, "mnist", shapes, info.sha256)
