@@ -38,6 +38,23 @@ MNIST_RECIPES: dict[str, Recipe] = {
 MNIST_TRAIN_NOISE = {"paper": ("gaussian", 0.08 * 0.305), "default": ("uniform", 1.0 / 256)}
 
 
+def with_overrides(recipe: Recipe, **options) -> Recipe:
+    """The preset's recipe with the command-line options that were given (not None)."""
+    return replace(recipe, **{k: v for k, v in options.items() if v is not None})
+
+
+def run_info(preset: str, recipe: Recipe, seed: int, device: torch.device, **extra: str) -> dict:
+    """What a model file records about the run that trained it."""
+    return {
+        "command": shlex.join(["cinn", *sys.argv[1:]]) if sys.argv else "",
+        "preset": preset,
+        **extra,
+        "recipe": asdict(recipe),
+        "seed": seed,
+        "device": str(device),
+    }
+
+
 class MnistTask:
     """MNIST for the training loop: dequantized pixels in [0, 1], labels as the condition."""
 
@@ -92,20 +109,13 @@ def train_mnist(
     log_jsonl: Path | None = None,
 ) -> tuple[MnistCINN, TrainResult]:
     config: MnistConfig = replace(PRESETS[preset], **(config_overrides or {}))
-    recipe = MNIST_RECIPES[preset]
-    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
-    recipe = replace(recipe, **overrides)
+    recipe = with_overrides(MNIST_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
     model = MnistCINN(config)
     task = MnistTask(data_dir, MNIST_TRAIN_NOISE[preset], eval_limit=eval_limit)
-    info = {
-        "command": shlex.join(["cinn", *sys.argv[1:]]) if sys.argv else "",
-        "preset": preset,
-        "data": "MNIST train (60,000 images)" if task.n_train == 60000 else str(data_dir),
-        "recipe": asdict(recipe),
-        "seed": seed,
-        "device": str(device),
-    }
+    info = run_info(
+        preset, recipe, seed, device, data="MNIST train (60,000 images)" if task.n_train == 60000 else str(data_dir)
+    )
     result = train(
         model,
         task,
@@ -267,21 +277,19 @@ def train_colorize(
     from ..core.colorize import COLORIZE_PRESETS, ColorizeCINN
 
     config = replace(COLORIZE_PRESETS[preset], **(config_overrides or {}))
-    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr}.items() if v is not None}
-    recipe = replace(COLORIZE_RECIPES[preset], **overrides)
+    recipe = with_overrides(COLORIZE_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
     model = ColorizeCINN(config)
     task = ColorizeTask(model, data_dir, val_dir, COLORIZE_NOISE[preset], crops_per_photo=crops_per_photo)
-    info = {
-        "command": shlex.join(["cinn", *sys.argv[1:]]) if sys.argv else "",
-        "preset": preset,
-        "data": f"{data_dir} ({len(task.pyramids)} photos, {crops_per_photo} crops each per epoch)",
-        "val": str(val_dir) if val_dir is not None else "",
-        "recipe": asdict(recipe),
-        "dequantization": "ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),
-        "seed": seed,
-        "device": str(device),
-    }
+    info = run_info(
+        preset,
+        recipe,
+        seed,
+        device,
+        data=f"{data_dir} ({len(task.pyramids)} photos, {crops_per_photo} crops each per epoch)",
+        val=str(val_dir) if val_dir is not None else "",
+        dequantization="ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),
+    )
     result = train(
         model,
         task,
