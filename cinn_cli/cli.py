@@ -293,10 +293,20 @@ def sample(
 @click.argument("source", metavar="IN")
 @click.argument("out", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
-    "--model", "--weights", "model", default="mnist", show_default=True, help="A shipped model's name or a model file."
+    "--model",
+    "--weights",
+    "model",
+    default="mnist",
+    show_default=True,
+    help="mnist, colorize (the shipped models) or a model file.",
 )
 @click.option("--digit", "-d", type=click.IntRange(0, 9), default=None, help="The digit of every input.")
-@click.option("--verify", is_flag=True, help="Decode again; fail an input whose round trip exceeds 0.5/255.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Decode again and report the error; fail an input whose round trip exceeds 0.5/255 (MNIST) "
+    "or 1/255 in RGB at the model's colour resolution (colorize).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing latent files (default: skip them).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
 @device_option
@@ -305,31 +315,58 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
     """Turn images into latent codes (.safetensors) that decode again.
 
     IN is an image, a folder (recursive; sub-folders are mirrored in OUT) or - (paths on stdin).
-    Each image becomes OUT/<rel dir>/<stem>.safetensors holding its latent levels, its digit, the
-    model's SHA-256 and its bits/dim under the model (a per-image likelihood: high values flag
-    odd inputs). MNIST inputs are 28x28 grayscale digits, white on black; the digit comes from
-    --digit or from the parent folder's name (IN/3/x.png is a 3). Decode with
-    cinn sample --from-latent (optionally under other digits).
+    Each image becomes OUT/<rel dir>/<stem>.safetensors holding its latent levels, its condition,
+    the model's SHA-256 and its bits/dim under the model (a per-image likelihood: high values
+    flag odd inputs). --model is mnist (default), colorize, or a model file (its task is read
+    from the file).
+
+    \b
+    mnist     28x28 grayscale digits, white on black; the digit comes from --digit or from
+              the parent folder's name (IN/3/x.png is a 3). Other sizes are refused. Decode
+              with cinn sample --from-latent (optionally under other digits).
+    colorize  colour photos of any size: the photo's ab under its own lightness, at the
+              model's working resolution. Decode with cinn colorize IMG OUT --from-latent
+              (the same photo: its colours back; another photo: colour transfer).
     """
-    from .pipelines.encode import encode_digits
     from .report import RunReport
-    from .storage import ModelFileError, resolve_weights
+    from .storage import ModelFileError, read_model_info, resolve_weights
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
     report = RunReport("encode", json_lines=json_lines, extra={"out": str(out)})
     try:
-        encode_digits(
-            weights=resolve_weights(model, "mnist"),
-            source=source,
-            out=out,
-            digit=digit,
-            verify=verify,
-            overwrite=overwrite,
-            device=resolve_device(device),
-            batch_size=batch_size,
-            report=report,
-        )
+        weights = resolve_weights(model, "mnist")
+        task = read_model_info(weights).task
+        if task == "colorize":
+            if digit is not None:
+                raise click.UsageError("--digit applies to MNIST models only")
+            from .pipelines.colorize_latents import encode_photos
+
+            encode_photos(
+                weights=weights,
+                source=source,
+                out=out,
+                verify=verify,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                report=report,
+            )
+        elif task == "mnist":
+            from .pipelines.encode import encode_digits
+
+            encode_digits(
+                weights=weights,
+                source=source,
+                out=out,
+                digit=digit,
+                verify=verify,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                batch_size=batch_size,
+                report=report,
+            )
+        else:
+            raise ModelFileError(f"{weights}: a {task!r} model; cinn encode takes mnist or colorize models")
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     sys.exit(report.finish())
@@ -357,10 +394,39 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
 @click.option("--weights", default=None, help="Model file (default: the shipped colorization model).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1 << 16))
+@click.option(
+    "--from-latent",
+    "from_latents",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Decode this stored latent (or a folder of them; repeatable) under each input's lightness "
+    "instead of sampling: OUT/<stem>-from-<latent stem>.<fmt>.",
+)
+@click.option(
+    "--transfer-levels",
+    default="all",
+    show_default=True,
+    help="With --from-latent: 'all' (the file's latent as is) or one weight in [0, 1] per latent "
+    "level, finest first, of the file's latent; the rest of each level is drawn anew (--seed, -t).",
+)
 @device_option
 @json_option
 def colorize(
-    source, out, n, temperature, seed, fmt, make_grid, latents, overwrite, weights, batch_size, device, json_lines
+    source,
+    out,
+    n,
+    temperature,
+    seed,
+    fmt,
+    make_grid,
+    latents,
+    overwrite,
+    weights,
+    batch_size,
+    from_latents,
+    transfer_levels,
+    device,
+    json_lines,
 ):
     """Colorize grayscale photos: n different colourings of each.
 
@@ -371,6 +437,13 @@ def colorize(
     edges. Colour inputs are first reduced to gray as PIL's convert('L') does; alpha is kept
     (except in JPEG). Beside each output its latent OUT/<rel dir>/<stem>-<k>.safetensors. Each
     output's noise comes from its own seed derived from (--seed, relative path, k).
+
+    With --from-latent FILE the colours come from a stored latent (cinn encode --model colorize,
+    or a colouring's own latent) instead: one output per input and latent,
+    OUT/<rel dir>/<stem>-from-<latent stem>.<fmt>. The photo's own latent gives its encoded
+    colours back; another photo's latent carries its colours over (colour transfer; a latent of
+    another size is resized by nearest neighbour). --transfer-levels 0,0.3,1 keeps the coarse
+    level from the file and draws the fine ones anew, as the reference code's colour transfer.
     """
     from .pipelines.colorize import colorize_photos
     from .pipelines.sample import new_seed
@@ -381,6 +454,39 @@ def colorize(
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
     seed = new_seed() if seed is None else seed
     report = RunReport("colorize", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
+    if from_latents:
+        from click.core import ParameterSource
+
+        ctx = click.get_current_context()
+        flags = {"n": "-n", "make_grid": "--grid", "batch_size": "--batch-size"}
+        given = [f for name, f in flags.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(
+                f"{' and '.join(given)} cannot be used with --from-latent (one output per input and latent; "
+                "vary --seed for other draws of the resampled levels)"
+            )
+        from .pipelines.colorize_latents import TransferLevelsError, colorize_from_latents
+
+        try:
+            colorize_from_latents(
+                weights=weights,
+                source=source,
+                latent_sources=[str(p) for p in from_latents],
+                out=out,
+                levels=transfer_levels,
+                temperature=temperature,
+                seed=seed,
+                fmt=fmt,
+                latents=latents,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                report=report,
+            )
+        except TransferLevelsError as e:
+            raise click.BadParameter(str(e), param_hint="--transfer-levels") from None
+        except (ModelFileError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+        sys.exit(report.finish())
     try:
         colorize_photos(
             weights=weights,

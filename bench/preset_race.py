@@ -1,0 +1,129 @@
+"""Equal-time race: the ``default`` preset against the ``paper`` preset.
+
+Both presets train from scratch for about the same wall time, side by side (two processes, one
+thread each, so the machine's load falls on both alike), then ``cinn eval`` scores both. The
+number of steps each gets is set from a short timing probe of its training step; the seconds
+each run actually took are read back from the model files and printed, so a reader can check
+that the default did not get more time.
+
+    python bench/preset_race.py --task mnist --minutes 20 --data ../shared/data/mnist --out /tmp/race
+    python bench/preset_race.py --task colorize --minutes 20 \
+        --data ../shared/data/photos/train --val ../shared/data/photos/val --out /tmp/race
+
+Last line: ``preset_race task=<task> minutes=<m> <metric>_default=<..> <metric>_paper=<..> ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+PROBE_STEPS = 20
+
+
+def probe_seconds_per_step(task: str, preset: str, args, scratch: Path) -> float:
+    """Seconds per training step of ``preset`` on 1 thread (the first 5 steps are not counted)."""
+    from cinn_cli.pipelines.train import train_colorize, train_mnist
+
+    torch.set_num_threads(1)
+    times = []
+    for steps in (5, 5 + PROBE_STEPS):
+        out = scratch / f"probe-{preset}-{steps}.safetensors"
+        t0 = time.monotonic()
+        common = dict(
+            out=out,
+            preset=preset,
+            device=torch.device("cpu"),
+            epochs=None,
+            steps=steps,
+            batch_size=None,
+            lr=None,
+            seed=0,
+            resume=False,
+            checkpoint_minutes=1e9,
+            eval_every=None,
+            progress=False,
+        )
+        if task == "mnist":
+            train_mnist(data_dir=args.data, eval_limit=100, **common)
+        else:
+            train_colorize(data_dir=args.data, val_dir=None, crops_per_photo=1, **common)
+        times.append(time.monotonic() - t0)
+    return (times[1] - times[0]) / PROBE_STEPS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", choices=["mnist", "colorize"], required=True)
+    ap.add_argument("--minutes", type=float, default=20.0, help="Training wall time per preset.")
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--val", type=Path, default=None, help="Held-out photos (colorize).")
+    ap.add_argument("--out", type=Path, required=True, help="Folder for the two model files and logs.")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    presets = ("default", "paper")
+
+    steps = {}
+    for p in presets:
+        sps = probe_seconds_per_step(args.task, p, args, args.out)
+        steps[p] = max(10, int(args.minutes * 60 / sps))
+        print(f"probe {p}: {sps:.3f} s/step on 1 thread -> {steps[p]} steps", file=sys.stderr)
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    data = ["--data", str(args.data)] + (["--val", str(args.val)] if args.val else [])
+    procs = {}
+    for p in presets:
+        cmd = ["cinn", "train", args.task, *data, "--preset", p, "--steps", str(steps[p])]
+        cmd += ["--out", str(args.out / f"{args.task}-{p}.safetensors"), "--checkpoint-minutes", "10"]
+        log = open(args.out / f"{args.task}-{p}.log", "w")
+        procs[p] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        print("started:", " ".join(cmd), file=sys.stderr)
+    for p, proc in procs.items():
+        if proc.wait() != 0:
+            sys.exit(f"training {p} failed; see {args.out / f'{args.task}-{p}.log'}")
+
+    results = {}
+    for p in presets:
+        model = args.out / f"{args.task}-{p}.safetensors"
+        cmd = ["cinn", "eval", args.task, "--weights", str(model), "--json"]
+        cmd += ["--data", str(args.data if args.task == "mnist" else (args.val or args.data))]
+        r = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
+        info = json.loads(
+            subprocess.run(["cinn", "info", str(model), "--json"], check=True, capture_output=True, text=True).stdout
+        )
+        r["train_seconds"] = info["metadata"]["training"]["seconds"]
+        r["train_steps"] = info["metadata"]["training"]["steps"]
+        results[p] = r
+        (args.out / f"{args.task}-{p}-eval.json").write_text(json.dumps(r, indent=1))
+
+    if args.task == "mnist":
+        keys = {
+            "bpd": lambda r: r["test_bits_per_dim"],
+            "bpd_median": lambda r: r["test_bits_per_dim_median"],
+            "acc": lambda r: r["samples"][0]["sample_accuracy"],
+            "worst_acc": lambda r: r["samples"][0]["worst_digit_accuracy"],
+        }
+    else:
+        keys = {
+            "val_bpd": lambda r: r["val_bits_per_dim"],
+            "best_of_8": lambda r: r["best_of_8_rmse"],
+            "colourfulness": lambda r: r["colourfulness_ratio"],
+        }
+    keys["seconds"] = lambda r: r["train_seconds"]
+    keys["steps"] = lambda r: r["train_steps"]
+    print(f"{'':>14} {'default':>10} {'paper':>10}")
+    for k, f in keys.items():
+        print(f"{k:>14} {f(results['default']):>10.4g} {f(results['paper']):>10.4g}")
+    fields = " ".join(f"{k}_{p}={f(results[p]):.4g}" for k, f in keys.items() for p in presets)
+    print(f"preset_race task={args.task} minutes={args.minutes:g} {fields}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Colorization latents: ``cinn encode --model colorize`` and ``cinn colorize --from-latent``.
+
+Encoding a colour photo gives the one latent that reproduces its colours under its own lightness:
+the condition is computed exactly as ``cinn colorize`` computes it (the photo's gray as PIL's
+``convert('L')``, its Lab lightness, resized to the model's working size), and the encoded ab is
+the photo's own, resized to the model's colour grid. Decoding that latent under the same photo
+gives the encoded ab back (to float rounding); under another photo's lightness it carries the
+colours over (colour transfer), with ``levels`` choosing, per latent level, how much comes from
+the file and how much is drawn anew (the reference code's ``color_transfer``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..color import gray_to_lightness, lab_to_rgb, resize, rgb_to_lab
+from ..core.colorize import ab_bits_per_dim
+from ..images import discover
+from ..latents import Latent, LatentFileError, derive_seed, draw_latent, load_latent, save_latent
+from ..photos import PhotoError, encode_image, read_gray, read_rgb
+from ..report import RunReport
+from ..storage import atomic_write_bytes
+from .colorize import colorize_lightness, load_colorize_model, to_pixels
+from .sample import provenance_text
+
+# Round trip limit in 8-bit RGB units at the model's colour resolution (issue: within 1/255).
+VERIFY_LIMIT_RGB = 1.0
+
+
+def gray_sha256(gray: np.ndarray) -> str:
+    """Hash of a photo's 8-bit gray (the same photo hashes the same on every device)."""
+    return hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
+
+
+def working_lightness(model, gray: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``gray (H, W)`` in [0, 1] -> ``(L (1, 1, H, W), L_work (1, 1, h, w))`` in Lab units, ``L_work``
+    at the model's working size: the condition ``cinn colorize`` uses for this photo."""
+    L = gray_to_lightness(torch.from_numpy(gray).to(device))[None, None]
+    return L, resize(L, model.working_size(*gray.shape))
+
+
+def photo_ab(model, rgb: np.ndarray, L_work: Tensor) -> Tensor:
+    """``rgb (H, W, 3)`` uint8 -> its ab ``(1, 2, h', w')`` (Lab units) on the model's colour grid for
+    ``L_work``: converted at full resolution, then resized (antialiased) like the lightness."""
+    x = torch.tensor(rgb, device=L_work.device).permute(2, 0, 1)[None].float() / 255.0
+    ab = rgb_to_lab(x)[:, 1:]
+    return resize(ab, model.ab_size(*L_work.shape[-2:]))
+
+
+def rgb_at_colour_grid(L_work: Tensor, ab: Tensor) -> Tensor:
+    """RGB ``(B, 3, h', w')`` of ``ab`` with the lightness area-averaged to ab's grid."""
+    L = F.adaptive_avg_pool2d(L_work, ab.shape[-2:]).expand(len(ab), -1, -1, -1)
+    return lab_to_rgb(torch.cat([L, ab], dim=1))
+
+
+def encode_photos(
+    *,
+    weights: Path,
+    source: str,
+    out: Path,
+    verify: bool,
+    overwrite: bool,
+    device: torch.device,
+    report: RunReport,
+) -> None:
+    """Every colour photo under ``source`` -> ``OUT/<rel dir>/<stem>.safetensors``."""
+    model, info = load_colorize_model(str(weights), device)
+    for path, rel in discover(source):
+        target = out / rel.with_suffix(".safetensors")
+        if target.exists() and not overwrite:
+            report.skip(str(target))
+            continue
+        try:
+            gray, _ = read_gray(path)
+            rgb = read_rgb(path)
+        except PhotoError as e:
+            report.fail(str(path), str(e))
+            continue
+        with torch.no_grad():
+            _, L_work = working_lightness(model, gray, device)
+            ab = photo_ab(model, rgb, L_work)
+            zs, logdet = model(ab, L_work)
+            sq = sum(z.pow(2).flatten(1).sum(1) for z in zs)
+            log_prob = -0.5 * sq - 0.5 * ab[0].numel() * math.log(2 * math.pi) + logdet
+            bpd = float(ab_bits_per_dim(log_prob, ab[0].numel()))
+            err = None
+            if verify:
+                back = model.inverse(zs, L_work)
+                diff = rgb_at_colour_grid(L_work, back) - rgb_at_colour_grid(L_work, ab)
+                err = float(diff.abs().max()) * 255.0
+        if err is not None and not err <= VERIFY_LIMIT_RGB:
+            report.fail(str(path), f"round trip error {err:.3g}/255 in RGB exceeds {VERIFY_LIMIT_RGB:g}/255")
+            continue
+        h, w = gray.shape
+        size = L_work.shape[-2:]
+        latent = Latent(
+            zs=[z[0] for z in zs],
+            task="colorize",
+            condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
+            image_size=f"{w}x{h}",
+            model_sha256=info.sha256,
+            extra={"working_size": f"{size[1]}x{size[0]}", "source": path.name, "bits_per_dim": f"{bpd:.4f}"},
+        )
+        try:
+            save_latent(target, latent)
+        except OSError as e:
+            report.fail(str(path), f"cannot write {target} ({e.strerror})")
+            continue
+        fields = {"source": str(path), "bits_per_dim": round(bpd, 4)}
+        if err is not None:
+            fields["roundtrip_error_8bit"] = round(err, 6)
+        report.wrote(str(target), **fields)
+
+
+# --------------------------------------------------------------------------- decode / transfer
+
+
+class TransferLevelsError(ValueError):
+    """A ``--transfer-levels`` value this model cannot use (a usage error)."""
+
+
+def parse_levels(spec: str, n_levels: int) -> list[float]:
+    """``--transfer-levels``: ``all`` (every level from the file: the exact decode) or one weight
+    in [0, 1] per latent level, finest first, e.g. ``0,0.3,1`` -> ``[0.0, 0.3, 1.0]``."""
+    if spec.strip().lower() == "all":
+        return [1.0] * n_levels
+    try:
+        weights = [float(part) for part in spec.split(",")]
+    except ValueError:
+        raise TransferLevelsError(f"{spec!r}: give 'all' or {n_levels} numbers in [0, 1]") from None
+    if len(weights) != n_levels or not all(0.0 <= w <= 1.0 for w in weights):
+        raise TransferLevelsError(
+            f"{spec!r}: this model has {n_levels} latent levels (finest first); "
+            f"give 'all' or {n_levels} comma-separated weights in [0, 1]"
+        )
+    return weights
+
+
+def fit_latent(latent: Latent, path: Path, shapes: list[tuple[int, ...]], model_sha256: str) -> list[Tensor]:
+    """The file's levels resized to ``shapes``. Spatial levels of another photo's size are resized
+    by nearest neighbour (each value is still one of the file's N(0, 1) values, so the result stays
+    a typical latent); anything else that does not fit is refused in one sentence."""
+    if latent.task != "colorize":
+        raise LatentFileError(f"{path}: a latent of a {latent.task!r} model, not 'colorize'")
+    if latent.model_sha256 and latent.model_sha256 != model_sha256:
+        raise LatentFileError(
+            f"{path}: made by another model (sha256 {latent.model_sha256[:12]}…, this one is {model_sha256[:12]}…)"
+        )
+    got = [tuple(z.shape) for z in latent.zs]
+    fits = len(got) == len(shapes) and all(
+        g == s or (len(g) == len(s) == 3 and g[0] == s[0]) for g, s in zip(got, shapes, strict=False)
+    )
+    if not fits:
+        raise LatentFileError(f"{path}: latent shapes {got} do not fit this model ({shapes})")
+    return [
+        z if tuple(z.shape) == s else F.interpolate(z[None], size=s[1:], mode="nearest")[0]
+        for z, s in zip(latent.zs, shapes, strict=True)
+    ]
+
+
+def mix_levels(file_zs: list[Tensor], fresh_zs: list[Tensor], weights: list[float]) -> list[Tensor]:
+    """Per level ``sqrt(w) z_file + sqrt(1 - w) z_fresh``: variance-preserving, so the mix of two
+    N(0, 1) latents is again N(0, 1) (the reference's colour transfer)."""
+    return [
+        z if w == 1.0 else math.sqrt(w) * z + math.sqrt(1.0 - w) * r
+        for z, r, w in zip(file_zs, fresh_zs, weights, strict=True)
+    ]
+
+
+def colorize_from_latents(
+    *,
+    weights: str | None,
+    source: str,
+    latent_sources: list[str],
+    out: Path,
+    levels: str,
+    temperature: float,
+    seed: int,
+    fmt: str,
+    latents: bool,
+    overwrite: bool,
+    device: torch.device,
+    report: RunReport,
+) -> None:
+    """Decode every stored latent under every photo's lightness:
+    ``OUT/<rel dir>/<stem>-from-<latent stem>.<fmt>``, at the photo's full size."""
+    model, info = load_colorize_model(weights, device)
+    mix = parse_levels(levels, len(model.latent_shapes(*model.working_size(512, 512))))
+    stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
+    stored = [(p, lat) for p, lat in stored if lat is not None]
+    for path, rel in discover(source):
+        try:
+            gray, alpha = read_gray(path)
+        except PhotoError as e:
+            report.fail(str(path), str(e))
+            continue
+        L, L_work = working_lightness(model, gray, device)
+        shapes = model.latent_shapes(*L_work.shape[-2:])
+        for latent_path, latent in stored:
+            stem = f"{rel.stem}-from-{latent_path.stem}"
+            target = out / rel.parent / f"{stem}.{fmt}"
+            latent_target = target.with_suffix(".safetensors") if latents else None
+            if not overwrite and target.exists() and (latent_target is None or latent_target.exists()):
+                report.skip(str(target))
+                continue
+            try:
+                file_zs = fit_latent(latent, latent_path, shapes, info.sha256)
+            except LatentFileError as e:
+                report.fail(str(latent_path), str(e).removeprefix(f"{latent_path}: "))
+                continue
+            s = derive_seed(seed, f"{rel.as_posix()}\0{latent_path.name}", 1)
+            zs = mix_levels(file_zs, draw_latent(shapes, s, temperature), mix)
+            rgb = colorize_lightness(model, L, [z[None].to(device) for z in zs])[0]
+            text = {
+                **provenance_text(info.sha256),
+                "cinn:source": rel.as_posix(),
+                "cinn:latent": latent_path.name,
+                "cinn:transfer_levels": ",".join(f"{w:g}" for w in mix),
+                "cinn:seed": str(s),
+                "cinn:temperature": repr(temperature),
+            }
+            try:
+                atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
+                if latent_target is not None:
+                    h, w = gray.shape
+                    save_latent(
+                        latent_target,
+                        Latent(
+                            zs=zs,
+                            task="colorize",
+                            condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
+                            image_size=f"{w}x{h}",
+                            model_sha256=info.sha256,
+                            seed=s,
+                            temperature=temperature,
+                            extra={"from_latent": latent_path.name, "transfer_levels": text["cinn:transfer_levels"]},
+                        ),
+                    )
+            except OSError as e:
+                report.fail(str(path), f"cannot write {target} ({e.strerror or e})")
+                continue
+            report.wrote(str(target), source=str(path), latent=str(latent_path))
+
+
+def load_or_fail(path: Path, report: RunReport) -> Latent | None:
+    """The latent file, or ``None`` after reporting why it cannot be used."""
+    try:
+        return load_latent(path)
+    except LatentFileError as e:
+        report.fail(str(path), str(e).removeprefix(f"{path}: "))
+        return None

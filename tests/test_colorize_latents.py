@@ -1,0 +1,178 @@
+"""cinn encode --model colorize and cinn colorize --from-latent (round trip, colour transfer, errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from test_colorize_cli import TINY, photo
+
+from cinn_cli.cli import main
+from cinn_cli.core.model import ColorizeCINN, ColorizeConfig
+from cinn_cli.latents import Latent, load_latent, save_latent
+from cinn_cli.photos import read_gray, read_rgb
+from cinn_cli.pipelines.colorize_latents import (
+    VERIFY_LIMIT_RGB,
+    fit_latent,
+    mix_levels,
+    parse_levels,
+    photo_ab,
+    rgb_at_colour_grid,
+    working_lightness,
+)
+from cinn_cli.storage import load_model, save_model, shipped_weights
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "val"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("collat")
+    torch.manual_seed(0)
+    model = ColorizeCINN(ColorizeConfig(**TINY))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    weights = root / "tiny.safetensors"
+    save_model(model, weights)
+    src = root / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(photo(3, 40, 56)).save(src / "a.png")
+    Image.fromarray(photo(4, 64, 48)).save(src / "sub" / "b.png")
+    return root, weights
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def mean_abs_rgb(a: Path, b: Path) -> float:
+    x = np.asarray(Image.open(a).convert("RGB"), dtype=np.float64)
+    y = np.asarray(Image.open(b).convert("RGB"), dtype=np.float64)
+    return float(np.abs(x - y).mean())
+
+
+def test_encode_verify_and_decode_gives_the_photo_back(setup, tmp_path):
+    root, weights = setup
+    r = invoke("encode", root / "in", tmp_path / "lat", "--model", weights, "--verify", "--json")
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    written = [e for e in events if e["event"] == "written"]
+    assert len(written) == 2 and all(e["roundtrip_error_8bit"] <= VERIFY_LIMIT_RGB for e in written)
+    lat = load_latent(tmp_path / "lat" / "sub" / "b.safetensors")
+    assert lat.task == "colorize" and lat.image_size == "48x64" and float(lat.extra["bits_per_dim"]) > 0
+    # the photo's own latent under its own lightness: its colours back, at full size
+    r = invoke(
+        "colorize",
+        root / "in" / "a.png",
+        tmp_path / "out",
+        "--from-latent",
+        tmp_path / "lat" / "a.safetensors",
+        "--weights",
+        weights,
+    )
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out" / "a-from-a.png"
+    assert Image.open(out).size == (56, 40)
+    Image.open(root / "in" / "a.png").convert("L").save(tmp_path / "gray.png")
+    # colour comes back from a coarse grid (the tiny model: 8 px) upsampled: much nearer than no colour
+    assert mean_abs_rgb(out, root / "in" / "a.png") < 0.5 * mean_abs_rgb(tmp_path / "gray.png", root / "in" / "a.png")
+    # a sample decoded under another digit of colour: the transfer output has the target's size
+    r = invoke(
+        "colorize",
+        root / "in" / "a.png",
+        tmp_path / "out",
+        "--from-latent",
+        tmp_path / "lat" / "sub",
+        "--weights",
+        weights,
+        "--transfer-levels",
+        "1,0.5",
+    )
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "out" / "a-from-b.png").size == (56, 40)
+    used = load_latent(tmp_path / "out" / "a-from-b.safetensors")
+    assert used.extra["from_latent"] == "b.safetensors" and used.extra["transfer_levels"] == "1,0.5"
+
+
+def test_own_latent_reproduces_the_encoded_colours_exactly(setup):
+    """Decode(encode(photo)) under the photo's lightness gives the encoded ab (float rounding)."""
+    root, weights = setup
+    model, info = load_model(weights)
+    gray, _ = read_gray(root / "in" / "a.png")
+    _, L_work = working_lightness(model, gray, torch.device("cpu"))
+    ab = photo_ab(model, read_rgb(root / "in" / "a.png"), L_work)
+    with torch.no_grad():
+        zs, _ = model(ab, L_work)
+        lat = Latent(zs=[z[0] for z in zs], task="colorize", condition={}, image_size="", model_sha256=info.sha256)
+        shapes = model.latent_shapes(*L_work.shape[-2:])
+        fitted = mix_levels(fit_latent(lat, Path("x"), shapes, info.sha256), zs, parse_levels("all", len(shapes)))
+        back = model.inverse([z[None] for z in fitted], L_work)
+    assert torch.allclose(back, ab, atol=1e-3)
+
+
+def test_transfer_levels_mix_is_variance_preserving():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(200_000, generator=g), torch.randn(200_000, generator=g)
+    (m,) = mix_levels([a], [b], [0.3])
+    assert abs(m.std().item() - 1.0) < 0.01
+    assert mix_levels([a], [b], [1.0])[0] is a
+    assert parse_levels("0, 0.3,1", 3) == [0.0, 0.3, 1.0]
+    for bad in ("0,1", "2,0,0", "x,y,z"):
+        with pytest.raises(ValueError):
+            parse_levels(bad, 3)
+
+
+def test_latents_that_do_not_fit_fail_in_one_sentence(setup, tmp_path):
+    root, weights = setup
+    assert invoke("encode", root / "in" / "a.png", tmp_path / "lat", "--model", weights).exit_code == 0
+    good = load_latent(tmp_path / "lat" / "a.safetensors")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    save_latent(bad / "other-model.safetensors", Latent(**{**good.__dict__, "model_sha256": "ab" * 32}))
+    save_latent(bad / "mnist.safetensors", Latent(**{**good.__dict__, "task": "mnist"}))
+    save_latent(bad / "levels.safetensors", Latent(**{**good.__dict__, "zs": good.zs[:-1]}))
+    data = (tmp_path / "lat" / "a.safetensors").read_bytes()
+    (bad / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    r = invoke("colorize", root / "in" / "a.png", tmp_path / "out", "--from-latent", bad, "--weights", weights)
+    assert r.exit_code == 1
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    lines = [line for line in r.stderr.splitlines() if ".safetensors" in line and "cinn colorize" not in line]
+    assert len(lines) == 4 and "Traceback" not in r.output
+    reasons = " ".join(lines)
+    assert "another model" in reasons and "'mnist'" in reasons and "do not fit" in reasons
+    assert not list((tmp_path / "out").glob("*.png")) if (tmp_path / "out").exists() else True
+
+
+def test_usage_errors(setup, tmp_path):
+    root, weights = setup
+    lat = tmp_path / "lat"
+    assert invoke("encode", root / "in" / "a.png", lat, "--model", weights).exit_code == 0
+    common = ["colorize", root / "in" / "a.png", tmp_path / "o", "--from-latent", lat / "a.safetensors"]
+    assert invoke(*common, "--weights", weights, "-n", "3").exit_code == 2
+    r = invoke(*common, "--weights", weights, "--transfer-levels", "0.5")
+    assert r.exit_code == 2 and "latent levels" in r.output
+    assert invoke("encode", root / "in", tmp_path / "x", "--model", weights, "--digit", "3").exit_code == 2
+
+
+@pytest.mark.skipif(not VAL.is_dir(), reason=f"no validation photos at {VAL}")
+def test_every_val_photo_round_trips_within_one_level_with_the_shipped_model():
+    """Issue target: encode -> decode reproduces every colorization input within 1/255 in RGB at the
+    model's colour resolution."""
+    model, _ = load_model(shipped_weights("colorize"))
+    worst = 0.0
+    for path in sorted(VAL.iterdir()):
+        gray, _ = read_gray(path)
+        _, L_work = working_lightness(model, gray, torch.device("cpu"))
+        ab = photo_ab(model, read_rgb(path), L_work)
+        with torch.no_grad():
+            back = model.inverse(model(ab, L_work)[0], L_work)
+        err = (rgb_at_colour_grid(L_work, back) - rgb_at_colour_grid(L_work, ab)).abs().max().item() * 255
+        worst = max(worst, err)
+    assert worst <= VERIFY_LIMIT_RGB, worst
