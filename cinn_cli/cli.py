@@ -741,6 +741,13 @@ def eval_group() -> None:
     help="Sampling temperature; repeat for a sweep.",
 )
 @click.option("--per-digit", default=1000, show_default=True, type=click.IntRange(2), help="Samples per digit.")
+@click.option(
+    "--transfer-images",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Style transfer over the first N test images x 10 digits (0: skip).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--record",
@@ -749,7 +756,7 @@ def eval_group() -> None:
 )
 @device_option
 @json_option
-def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, record, device, json_lines):
+def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, transfer_images, seed, record, device, json_lines):
     """Test bits/dim and sample quality of an MNIST model.
 
     \b
@@ -759,6 +766,8 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, record, dev
     Fréchet dist.   between classifier features of samples and of the test images; the
                     train-vs-test value is the floor
     diversity       mean pairwise L2 between samples of a digit / the same for test images
+    style transfer  each of the first N test images encoded under its own digit and decoded
+                    under all ten: fraction the classifier labels as the requested digit
     """
     import json
     import os
@@ -778,6 +787,7 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, record, dev
             per_digit=per_digit,
             device=resolve_device(device),
             seed=seed,
+            transfer_images=transfer_images,
         )
     except (ModelFileError, MnistDataError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
@@ -794,6 +804,12 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, seed, record, dev
         f"{r['test_images_above_8_bits_per_dim']} images above 8 bits/dim)"
     )
     click.echo(f"Fréchet floor    {r['frechet_floor_train_vs_test']:.3f} (10k train vs test images)")
+    if "style_transfer" in r:
+        st = r["style_transfer"]
+        click.echo(
+            f"style transfer   {st['accuracy']:.4f} (first {st['images']} test images x 10 digits; "
+            f"worst digit {st['worst_digit']}: {st['worst_digit_accuracy']:.4f})"
+        )
     for s in r["samples"]:
         click.echo(
             f"T={s['temperature']:<5} sample accuracy {s['sample_accuracy']:.4f} "

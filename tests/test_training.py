@@ -181,10 +181,27 @@ def test_eval_record_stores_the_numbers_in_the_model_file(mnist_dir, tmp_path):
     run_tiny(mnist_dir, out, steps=2)
     before = load_model(out)[0].state_dict()
     args = ["eval", "mnist", "--data", str(mnist_dir), "--weights", str(out), "--per-digit", "2", "--record", "--json"]
-    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    result = CliRunner().invoke(main, [*args, "--transfer-images", "7", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     model, info = load_model(out)
     assert info.metrics["test_bits_per_dim"] == json.loads(result.stdout)["test_bits_per_dim"]
+    st = info.metrics["style_transfer"]
+    assert st["images"] == 7 and 0 <= st["accuracy"] <= 1 and len(st["per_digit_accuracy"]) == 10
     assert info.metrics["samples"][0]["temperature"] == 0.8 and "training" in dir(info)
     for (k, a), b in zip(before.items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_style_transfer_under_the_own_digit_is_the_exact_round_trip(mnist_dir, tmp_path):
+    from cinn_cli.mnist_data import load_mnist
+    from cinn_cli.pipelines.evaluate import style_transfer
+
+    out = tmp_path / "s.safetensors"
+    run_tiny(mnist_dir, out, steps=2)
+    model, _ = load_model(out)
+    x, y = load_mnist(mnist_dir, "test")
+    x, y = x[:6], y[:6]
+    images, wanted = style_transfer(model, x, y, torch.device("cpu"), batch_size=4)
+    assert images.shape == (60, 28, 28) and wanted.tolist() == [d for d in range(10) for _ in range(6)]
+    for i in range(6):
+        assert torch.equal(images[int(y[i]) * 6 + i], x[i])  # own digit: the image itself

@@ -62,6 +62,25 @@ def draw_samples(
     return torch.cat(out), labels
 
 
+@torch.no_grad()
+def style_transfer(
+    model: nn.Module, images: Tensor, labels: Tensor, device: torch.device, batch_size: int = 500
+) -> tuple[Tensor, Tensor]:
+    """Encode uint8 ``images (N, 28, 28)`` under their own ``labels`` (bin-centre pixels, as
+    ``cinn encode``) and decode every latent under each digit 0-9 -> (uint8 images (10 N, 28, 28),
+    requested digits (10 N,)), ordered digit-major."""
+    out, wanted = [], []
+    for d in range(10):
+        for i in range(0, len(images), batch_size):
+            k = images[i : i + batch_size].unsqueeze(1).float()
+            zs, _ = model(((k + 0.5) / 256.0).to(device), labels[i : i + batch_size].to(device))
+            target = torch.full((len(k),), d, dtype=torch.long)
+            x = model.inverse(zs, target.to(device))
+            out.append(torch.floor(x[:, 0].float().cpu() * 256).clamp(0, 255).to(torch.uint8))
+            wanted.append(target)
+    return torch.cat(out), torch.cat(wanted)
+
+
 def evaluate_mnist(
     *,
     weights: Path,
@@ -70,6 +89,7 @@ def evaluate_mnist(
     per_digit: int,
     device: torch.device,
     seed: int = 0,
+    transfer_images: int = 1000,
 ) -> dict:
     """All MNIST numbers for one model file; see EVALUATION.md for the definitions."""
     model, info = load_model(weights, device=str(device), task="mnist")
@@ -86,6 +106,16 @@ def evaluate_mnist(
     floor_feats = classifier_features(clf, train_x[:10000])
     result["frechet_floor_train_vs_test"] = frechet_distance(floor_feats, test_feats)
     result["classifier_test_accuracy"] = classifier_accuracy(clf, test_x, test_y)[0]
+    if transfer_images:
+        images, wanted = style_transfer(model, test_x[:transfer_images], test_y[:transfer_images], device)
+        overall, per = classifier_accuracy(clf, images, wanted)
+        result["style_transfer"] = {
+            "images": min(transfer_images, len(test_x)),
+            "accuracy": overall,
+            "worst_digit": int(per.argmin()),
+            "worst_digit_accuracy": float(per.min()),
+            "per_digit_accuracy": [round(float(a), 4) for a in per],
+        }
     result["samples"] = []
     for t in temperatures:
         samples, labels = draw_samples(model, per_digit, t, device, seed=seed)
