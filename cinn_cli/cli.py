@@ -766,6 +766,7 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, transfer_images, 
     Fréchet dist.   between classifier features of samples and of the test images; the
                     train-vs-test value is the floor
     diversity       mean pairwise L2 between samples of a digit / the same for test images
+    round trip      test images that encode -> decode reproduces exactly (8-bit)
     style transfer  each of the first N test images encoded under its own digit and decoded
                     under all ten: fraction the classifier labels as the requested digit
     """
@@ -804,6 +805,11 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, transfer_images, 
         f"{r['test_images_above_8_bits_per_dim']} images above 8 bits/dim)"
     )
     click.echo(f"Fréchet floor    {r['frechet_floor_train_vs_test']:.3f} (10k train vs test images)")
+    failed = ", ".join(map(str, r["round_trip_failed_indices"])) or "none"
+    click.echo(
+        f"round trip       {r['round_trip_exact']}/{r['round_trip_images']} test images exact after 8-bit "
+        f"rounding (failed: {failed})"
+    )
     if "style_transfer" in r:
         st = r["style_transfer"]
         click.echo(
