@@ -8,6 +8,9 @@
    ``cinn sample --from-latent Z -d 0-9``: each row keeps one writer's style.
 3. ``docs/colorize-val.png`` (``--task colorize``): for a few validation photos, the grayscale
    input (PIL ``convert('L')``), the original, then ``cinn colorize GRAY OUT -n 5 --seed 1``.
+4. ``docs/colour-transfer.png`` (``--task transfer``): per row a validation photo, its gray
+   decoded with its own latent (``cinn encode --model colorize``, then ``cinn colorize GRAY OUT
+   --from-latent``), the same gray with another photo's latent, and that other photo.
 """
 
 from __future__ import annotations
@@ -41,11 +44,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="MNIST folder (default: $CINN_MNIST or ../shared/data/mnist)")
     parser.add_argument("--weights", default=None, help="model file (default: the shipped one)")
-    parser.add_argument("--task", choices=["mnist", "colorize"], default="mnist")
+    parser.add_argument("--task", choices=["mnist", "colorize", "transfer"], default="mnist")
     parser.add_argument("--photos", default=None, help="validation photos (default: ../shared/data/photos/val)")
     args = parser.parse_args()
     if args.task == "colorize":
         return colorize_figure(args)
+    if args.task == "transfer":
+        return transfer_figure(args)
     weights = ["--weights", args.weights] if args.weights else []
     data = find_mnist_dir(args.data)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,6 +109,41 @@ def colorize_figure(args) -> None:
         rows = [np.pad(r, ((0, 0), (0, wmax - r.shape[1]), (0, 0)), constant_values=40) for r in rows]
     write_png(DOCS / "colorize-val.png", grid(rows, columns=7))
     print(f"wrote {DOCS / 'colorize-val.png'}: {', '.join(p.name for p in picks)}")
+
+
+TRANSFER_PAIRS = (
+    ("categorization__monuments__IndiaGate.webp", "categorization__monuments__brandenburgGate.webp"),
+    ("explore_farm_animals__cow.webp", "categorization__renewable__solar1.webp"),
+)
+
+
+def transfer_figure(args) -> None:
+    """Rows: photo A, A's gray with A's own latent, A's gray with B's latent, photo B (160 px high)."""
+    weights = ["--weights", args.weights] if args.weights else []
+    root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "val"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for i, (a, b) in enumerate(TRANSFER_PAIRS):
+            pa, pb = root / a, root / b
+            gray = tmp / f"gray{i}" / f"{pa.stem}.png"
+            gray.parent.mkdir()
+            Image.open(pa).convert("L").save(gray)
+            cinn("encode", str(pa), str(tmp / f"z{i}"), "--model", "colorize", "--verify", *weights)
+            cinn("encode", str(pb), str(tmp / f"z{i}"), "--model", "colorize", "--verify", *weights)
+            cinn("colorize", str(gray), str(tmp / f"out{i}"), "--from-latent", str(tmp / f"z{i}"), *weights)
+            h = 160
+            tiles = [
+                Image.open(pa).convert("RGB"),
+                Image.open(tmp / f"out{i}" / f"{pa.stem}-from-{pa.stem}.png").convert("RGB"),
+                Image.open(tmp / f"out{i}" / f"{pa.stem}-from-{pb.stem}.png").convert("RGB"),
+                Image.open(pb).convert("RGB"),
+            ]
+            rows += [np.asarray(t.resize((round(t.width * h / t.height), h), Image.Resampling.LANCZOS)) for t in tiles]
+    wmax = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, wmax - r.shape[1]), (0, 0)), constant_values=40) for r in rows]
+    write_png(DOCS / "colour-transfer.png", grid(rows, columns=4))
+    print(f"wrote {DOCS / 'colour-transfer.png'}")
 
 
 if __name__ == "__main__":
