@@ -43,11 +43,16 @@ def env_world_size() -> int:
 
 
 def rank_device(device: torch.device, local_rank: int) -> torch.device:
-    """The device of this process: ``cuda`` without an index becomes ``cuda:LOCAL_RANK`` (one GPU
-    per process); an explicit index or the CPU is kept."""
-    if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", local_rank)
-    return device
+    """The device of this process: ``cuda`` becomes ``cuda:LOCAL_RANK`` (one GPU per process; an
+    index other than LOCAL_RANK is refused, since two processes on one GPU fail inside NCCL)."""
+    if device.type != "cuda":
+        return device
+    if device.index not in (None, local_rank):
+        raise ValueError(
+            f"under torchrun each process uses cuda:LOCAL_RANK (here cuda:{local_rank}); give --device cuda, "
+            f"not {device} (to choose GPUs, set CUDA_VISIBLE_DEVICES)"
+        )
+    return torch.device("cuda", local_rank)
 
 
 def join(device: torch.device) -> tuple[World, torch.device]:
@@ -67,7 +72,7 @@ def join(device: torch.device) -> tuple[World, torch.device]:
     if owns:
         if device.type == "cuda":
             torch.cuda.set_device(device)  # NCCL collectives and object broadcasts use the current device
-            dist.init_process_group("nccl", device_id=device)
+            dist.init_process_group("nccl")
         else:
             dist.init_process_group("gloo")
     return World(size=dist.get_world_size(), rank=dist.get_rank(), local_rank=local_rank, owns_group=owns), device

@@ -91,3 +91,13 @@ def test_each_process_gets_its_rows_of_the_single_process_batch(mnist_dir, prese
         assert torch.equal(g.get_state(), g_whole.get_state())  # every process draws the same stream
     for k in range(2):
         assert torch.equal(torch.cat([p[k] for p in parts]), whole[k])
+
+
+def test_each_process_takes_the_gpu_of_its_local_rank():
+    from cinn_cli.distributed import rank_device
+
+    assert rank_device(torch.device("cuda"), 3) == torch.device("cuda", 3)
+    assert rank_device(torch.device("cuda:1"), 1) == torch.device("cuda", 1)
+    assert rank_device(torch.device("cpu"), 2) == torch.device("cpu")
+    with pytest.raises(ValueError, match="give --device cuda"):
+        rank_device(torch.device("cuda:0"), 1)
