@@ -101,3 +101,29 @@ def test_each_process_takes_the_gpu_of_its_local_rank():
     assert rank_device(torch.device("cpu"), 2) == torch.device("cpu")
     with pytest.raises(ValueError, match="give --device cuda"):
         rank_device(torch.device("cuda:0"), 1)
+
+
+def test_colorize_processes_get_their_rows_of_the_single_process_batch(tmp_path):
+    """Crops, flips and noise are drawn for the whole global batch in every process."""
+    import numpy as np
+    from PIL import Image
+
+    from cinn_cli.core.colorize import ColorizeCINN, ColorizeConfig
+    from cinn_cli.pipelines.train import COLORIZE_NOISE, ColorizeTask
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40 + 8 * i, 56, 3), dtype=np.uint8)).save(tmp_path / f"p{i}.png")
+    tiny = {"blocks": (1, 1), "hidden": (4, 4), "cond_channels": (2, 3), "cond_widths": (4, 4, 4), "global_dim": 4}
+    model = ColorizeCINN(ColorizeConfig(**tiny, crop_size=16, work_size=16))
+    task = ColorizeTask(model, tmp_path, None, COLORIZE_NOISE["default"], crops_per_photo=4)
+    idx, cpu = torch.tensor([7, 2, 11, 0]), torch.device("cpu")
+    g_whole = torch.Generator().manual_seed(5)
+    whole = task.batch(idx, g_whole, cpu)
+    parts = []
+    for rank in range(2):
+        g = torch.Generator().manual_seed(5)
+        parts.append(task.batch(idx, g, cpu, slice(rank * 2, rank * 2 + 2)))
+        assert torch.equal(g.get_state(), g_whole.get_state())
+    for k in range(2):
+        assert torch.equal(torch.cat([p[k] for p in parts]), whole[k])
