@@ -4,6 +4,17 @@ A task (see ``pipelines/train.py``) provides the data and the numbers; this modu
 rest: Adam with weight decay, a per-step LR schedule, gradient clipping, a NaN/inf guard that
 never lets a bad step into the weights, tqdm progress on stderr, periodic atomic checkpoints
 beside the output file, ``resume``, and the model file written after every evaluation.
+
+Distributed (under ``torchrun``, see ``distributed.py``): ``recipe.batch_size`` is the *global*
+batch. Every process walks the same data order and draws the same noise for the whole global
+batch, then computes its own equal slice of it; DistributedDataParallel averages the gradients,
+which is the gradient of the mean loss over the global batch, so N processes compute what one
+process would (to float rounding). Rank 0 alone evaluates and writes the model file, checkpoint,
+log and progress bar.
+
+Precision: ``"bf16"`` runs the forward pass under ``torch.autocast`` (bfloat16 matmuls and
+convolutions); the core sums log-dets and ``||z||^2`` in float32 (``blocks.sum_except_batch``),
+so the loss is a float32 number. Weights, Adam state and evaluation stay float32.
 """
 
 from __future__ import annotations
@@ -23,7 +34,11 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from . import distributed
+from .distributed import World
 from .storage import atomic_write_bytes, save_model
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -49,8 +64,10 @@ class TrainTask(Protocol):
 
     n_train: int
 
-    def batch(self, indices: Tensor, generator: torch.Generator, device: torch.device) -> tuple:
-        """The training batch for these example indices (noise drawn from ``generator``)."""
+    def batch(self, indices: Tensor, generator: torch.Generator, device: torch.device, part: slice) -> tuple:
+        """Rows ``part`` of the training batch for these example indices. The random draws
+        (noise, crops) from ``generator`` are made for all of ``indices`` whatever ``part`` is, so
+        the generator advances the same way in every process of a distributed run."""
 
     def loss(self, model: nn.Module, batch: tuple) -> Tensor:
         """``(B,)`` negative log-likelihood in nats per dimension."""
@@ -103,10 +120,28 @@ class TrainResult:
     metrics: dict[str, float]
     skipped_steps: int
     out: Path
+    world_size: int = 1
+    rank: int = 0
 
 
 class _Stop(Exception):
-    """Raised by the SIGTERM handler so the loop can checkpoint before exiting."""
+    """Raised on SIGTERM (or, distributed, SIGINT) so the loop can checkpoint before exiting."""
+
+    def __init__(self, exit_code: int = 143):
+        super().__init__()
+        self.exit_code = exit_code
+
+
+class _Objective(nn.Module):
+    """The task's ``(B,)`` loss as one module call, so that DistributedDataParallel, which hooks
+    ``forward``, sees the whole computation (the tasks call ``model.log_prob``, not ``model``)."""
+
+    def __init__(self, model: nn.Module, task: TrainTask):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, batch: tuple) -> Tensor:
+        return self.task.loss(self.model, batch)
 
 
 class TrainingInterrupted(Exception):
@@ -136,22 +171,79 @@ def train(
     training_info: dict[str, Any] | None = None,
     log_jsonl: Path | None = None,
     progress: bool = True,
+    precision: str = "fp32",
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``task``; write ``out`` after every evaluation and at the end.
 
     ``eval_every`` is in steps (default: once per epoch). A checkpoint (model, optimiser, step,
-    RNG states) is kept at ``<out>.ckpt``; ``resume=True`` continues from it.
+    RNG states) is kept at ``<out>.ckpt``; ``resume=True`` continues from it. Under torchrun the
+    process joins the job here (``device`` ``cuda`` becomes ``cuda:LOCAL_RANK``) and leaves it at
+    the end. ``precision``: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass).
     """
-    from tqdm import tqdm
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    size = distributed.env_world_size()
+    if recipe.batch_size % size:
+        raise ValueError(
+            f"batch size {recipe.batch_size} is the global batch and must be divisible by the "
+            f"{size} processes (e.g. {recipe.batch_size - recipe.batch_size % size or size})"
+        )
+    world, device = distributed.join(device)
+    try:
+        return _train(
+            model,
+            task,
+            recipe,
+            out=out,
+            device=device,
+            world=world,
+            seed=seed,
+            max_steps=max_steps,
+            resume=resume,
+            checkpoint_minutes=checkpoint_minutes,
+            eval_every=eval_every,
+            training_info=training_info,
+            log_jsonl=log_jsonl,
+            progress=progress,
+            precision=precision,
+            log=log or (lambda message: print(message, file=sys.stderr)),
+        )
+    finally:
+        distributed.leave(world)
 
-    log = log or (lambda message: print(message, file=sys.stderr))
+
+def _train(
+    model: nn.Module,
+    task: TrainTask,
+    recipe: Recipe,
+    *,
+    out: Path,
+    device: torch.device,
+    world: World,
+    seed: int,
+    max_steps: int | None,
+    resume: bool,
+    checkpoint_minutes: float,
+    eval_every: int | None,
+    training_info: dict[str, Any] | None,
+    log_jsonl: Path | None,
+    progress: bool,
+    precision: str,
+    log: Callable[[str], None],
+) -> TrainResult:
+    from tqdm import tqdm
 
     steps_per_epoch = task.n_train // recipe.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {recipe.batch_size} is larger than the data ({task.n_train})")
     total = max_steps if max_steps is not None else recipe.epochs * steps_per_epoch
     eval_every = eval_every or steps_per_epoch
+    local_batch = recipe.batch_size // world.size
+    part = slice(world.rank * local_batch, (world.rank + 1) * local_batch)  # this process's rows
+    main = world.main
+    if not main:
+        log = lambda message: None  # noqa: E731 - rank 0 speaks for the job
     model.to(device).train()
     # The fused kernel updates all tensors at once (2.7x faster Adam step on the CPU, bench/README.md).
     fused = device.type in ("cpu", "cuda")
@@ -165,7 +257,7 @@ def train(
     ckpt = checkpoint_path(out)
     spent = 0.0  # seconds of training before this process (from the checkpoint)
 
-    if resume:
+    if resume:  # every process loads the same checkpoint (multi-node: --out on a shared filesystem)
         if not ckpt.exists():
             raise FileNotFoundError(f"no checkpoint to resume from at {ckpt}")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -179,7 +271,19 @@ def train(
         spent = state["seconds"]
         log(f"resumed from {ckpt} at step {step}")
 
+    objective: nn.Module = _Objective(model, task)
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+        log(
+            f"distributed: world size {world.size} ({'nccl' if device.type == 'cuda' else 'gloo'}), "
+            f"global batch {recipe.batch_size} ({local_batch} per process), lr {recipe.lr:g}, precision {precision}"
+        )
+
     def save_checkpoint() -> None:
+        if not main:
+            return
         state = {
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
@@ -194,6 +298,7 @@ def train(
             "metrics": metrics,
             "seconds": spent + time.monotonic() - t0,
             "recipe": asdict(recipe),
+            "world_size": world.size,
         }
         import io
 
@@ -204,16 +309,31 @@ def train(
     def write_model() -> None:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise NonFiniteError("parameters became non-finite; the model file was not written")
-        info = dict(training_info or {}, steps=step, seconds=round(spent + time.monotonic() - t0, 1))
+        info = dict(
+            training_info or {},
+            steps=step,
+            seconds=round(spent + time.monotonic() - t0, 1),
+            world_size=world.size,
+            precision=precision,
+        )
         save_model(model, out, training=info, metrics=metrics)
 
-    def on_sigterm(signum, frame):  # noqa: ARG001
-        raise _Stop()
+    # One process stops at once (SIGTERM raises here). Distributed processes must stop at the
+    # same step, so there a signal only raises a flag that the next step's all-reduce shares.
+    stop_code = 0
 
-    previous_handler = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
+    def on_signal(signum, frame):  # noqa: ARG001
+        nonlocal stop_code
+        code = 130 if signum == signal.SIGINT else 143
+        if not world.distributed:
+            raise _Stop(code)
+        stop_code = stop_code or code
+
+    handled = (signal.SIGTERM, signal.SIGINT) if world.distributed else (signal.SIGTERM,)
+    previous = {s: signal.signal(s, on_signal) for s in handled} if _main_thread() else {}
     t0 = time.monotonic()
     last_ckpt = t0
-    bar = tqdm(total=total, initial=step, disable=not progress, unit="step", dynamic_ncols=True, leave=True)
+    bar = tqdm(total=total, initial=step, disable=not (progress and main), unit="step", dynamic_ncols=True, leave=True)
     try:
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
@@ -221,17 +341,29 @@ def train(
             idx = order[offset * recipe.batch_size : (offset + 1) * recipe.batch_size]
             for g in opt.param_groups:
                 g["lr"] = recipe.lr * lr_factor(recipe, step, total, steps_per_epoch)
-            batch = task.batch(idx, noise, device)
-            loss = task.loss(model, batch).mean()
+            noise_before = noise.get_state() if world.distributed else None
+            batch = task.batch(idx, noise, device, part)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = objective(batch).mean()
             opt.zero_grad(set_to_none=True)
-            ok = bool(torch.isfinite(loss))
+            # One all-reduce per step: the global-batch loss (NaN anywhere makes it NaN everywhere,
+            # so every process skips the same steps) and whether any process was signalled.
+            shared = distributed.all_sum(
+                torch.stack([loss.detach().float(), loss.new_tensor(float(stop_code > 0))]), world
+            )
+            loss_sum, stop = shared.tolist()  # one device sync per step
+            if stop:
+                noise.set_state(noise_before)  # the checkpoint resumes at this step, before its draws
+                raise _Stop(stop_code or 143)
+            global_loss = loss_sum / world.size
+            ok = math.isfinite(global_loss)
             if ok:
-                loss.backward()
+                loss.backward()  # DDP: gradients averaged over the processes
                 gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip)
-                ok = bool(torch.isfinite(gnorm))
+                ok = bool(torch.isfinite(gnorm))  # equal gradients everywhere: every process agrees
             if ok:
                 opt.step()
-                value = task.to_bits(loss.item())
+                value = task.to_bits(global_loss)
                 ema = value if ema is None else 0.98 * ema + 0.02 * value
                 gnorm_ema = float(gnorm) if gnorm_ema is None else 0.98 * gnorm_ema + 0.02 * float(gnorm)
             else:  # a NaN/inf loss or gradient never reaches the weights
@@ -239,7 +371,7 @@ def train(
                 opt.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
-            if progress and (step % 10 == 0 or step == total):
+            if progress and main and (step % 10 == 0 or step == total):
                 bar.set_postfix(
                     bpd=f"{ema:.3f}" if ema is not None else "-",
                     lr=f"{opt.param_groups[0]['lr']:.1e}",
@@ -248,20 +380,18 @@ def train(
                     **({k: f"{v:.3f}" for k, v in metrics.items()}),
                 )
             if step % eval_every == 0 or step == total:
-                model.eval()
-                metrics = task.evaluate(model, device)
-                model.train()
-                write_model()
+                if main:  # the others wait in the broadcast of the metrics
+                    model.eval()
+                    metrics = task.evaluate(model, device)
+                    model.train()
+                    write_model()
+                metrics = distributed.broadcast_from_main(metrics, world)
                 history.append(next(iter(metrics.values())))
                 save_checkpoint()
                 last_ckpt = time.monotonic()
-                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                if rose(history, RISING_EVALS):
-                    bar.write(
-                        f"warning: {next(iter(metrics))} rose for {RISING_EVALS} evaluations in a row "
-                        f"({', '.join(f'{v:.4f}' for v in history[-4:])}): overfitting or a too high LR?"
-                    )
-                if log_jsonl is not None:
+                if main:
+                    report_evaluation(bar, step, metrics, history)
+                if main and log_jsonl is not None:
                     record = {
                         "step": step,
                         "epoch": round(step / steps_per_epoch, 3),
@@ -279,14 +409,14 @@ def train(
     except (KeyboardInterrupt, _Stop) as e:
         save_checkpoint()
         bar.close()
-        code = 143 if isinstance(e, _Stop) else 130
+        code = e.exit_code if isinstance(e, _Stop) else 130
         raise TrainingInterrupted(
             f"interrupted at step {step}: checkpoint written to {ckpt}; continue with --resume", code
         ) from None
     finally:
         bar.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     seconds = spent + time.monotonic() - t0
     return TrainResult(
         steps=step,
@@ -296,7 +426,19 @@ def train(
         metrics=metrics,
         skipped_steps=skipped,
         out=out,
+        world_size=world.size,
+        rank=world.rank,
     )
+
+
+def report_evaluation(bar, step: int, metrics: dict[str, float], history: list[float]) -> None:
+    """The evaluation line under the progress bar, and a warning when the metric keeps rising."""
+    bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    if rose(history, RISING_EVALS):
+        bar.write(
+            f"warning: {next(iter(metrics))} rose for {RISING_EVALS} evaluations in a row "
+            f"({', '.join(f'{v:.4f}' for v in history[-4:])}): overfitting or a too high LR?"
+        )
 
 
 def _main_thread() -> bool:

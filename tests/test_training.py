@@ -26,7 +26,7 @@ def mnist_dir(tmp_path_factory):
     return d
 
 
-def run_tiny(mnist_dir, out, steps=6, resume=False):
+def run_tiny(mnist_dir, out, steps=6, resume=False, precision="fp32"):
     return train_mnist(
         data_dir=mnist_dir,
         out=out,
@@ -42,6 +42,7 @@ def run_tiny(mnist_dir, out, steps=6, resume=False):
         eval_every=4,
         config_overrides=TINY,
         progress=False,
+        precision=precision,
     )
 
 
@@ -103,6 +104,23 @@ def test_cli_train_reports_and_writes(mnist_dir, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert out.exists() and "test bits per dim" in result.output
+
+
+def test_bf16_training_on_the_cpu_is_finite_and_close_to_fp32(mnist_dir, tmp_path):
+    _, fp32 = run_tiny(mnist_dir, tmp_path / "fp32.safetensors", steps=2)
+    _, bf16 = run_tiny(mnist_dir, tmp_path / "bf16.safetensors", steps=2, precision="bf16")
+    assert bf16.skipped_steps == 0 and math.isfinite(bf16.train_bits_per_dim)
+    assert bf16.train_bits_per_dim != fp32.train_bits_per_dim  # autocast did run in bf16
+    assert bf16.train_bits_per_dim == pytest.approx(fp32.train_bits_per_dim, abs=0.02)
+    assert load_model(tmp_path / "bf16.safetensors")[1].training["precision"] == "bf16"
+
+
+def test_cli_train_config_overrides_are_checked(mnist_dir, tmp_path):
+    args = ["train", "mnist", "--data", str(mnist_dir), "--out", str(tmp_path / "c.safetensors"), "--steps", "1"]
+    result = CliRunner().invoke(main, [*args, "--config", "blocks=(1,1)"])
+    assert result.exit_code == 2 and "KEY=VALUE with a JSON value" in result.output
+    result = CliRunner().invoke(main, [*args, "--config", "depth=3"])
+    assert result.exit_code == 1 and "unknown config field(s) ['depth']" in result.output
 
 
 def test_cli_train_without_data_is_a_usage_error(monkeypatch, tmp_path):

@@ -24,9 +24,24 @@ from torch.nn import functional as F
 _TWO_OVER_PI = 2.0 / math.pi
 
 
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype sums and log-dets use for tensors of ``dtype``: float32 for half precision
+    (bf16/fp16, e.g. under autocast), else ``dtype`` itself (float32 and float64 unchanged)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def widen(t: Tensor) -> Tensor:
+    """``t`` in ``acc_dtype(t.dtype)``."""
+    return t.to(acc_dtype(t.dtype))
+
+
 def sum_except_batch(t: Tensor) -> Tensor:
-    """``(B, ...) -> (B,)`` sum over every non-batch dimension."""
-    return t.reshape(t.shape[0], -1).sum(dim=1)
+    """``(B, ...) -> (B,)`` sum over every non-batch dimension, accumulated in ``acc_dtype``.
+
+    Why: a log-det or ``||z||^2`` sums hundreds of terms into one number of a few hundred nats;
+    in bf16 (8 mantissa bits) the total alone would round by about 1 nat.
+    """
+    return t.reshape(t.shape[0], -1).sum(dim=1, dtype=acc_dtype(t.dtype))
 
 
 def soft_clamp(s: Tensor, alpha: float) -> Tensor:
@@ -222,7 +237,7 @@ class FixedOrthogonal(InvertibleModule):
 
     def _logdet(self, x: Tensor, w: Tensor) -> Tensor:
         pixels = x[0, 0].numel()
-        return torch.linalg.slogdet(w)[1] * pixels * x.new_ones(x.shape[0])
+        return torch.linalg.slogdet(w)[1] * pixels * x.new_ones(x.shape[0], dtype=acc_dtype(x.dtype))
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._mix(x, self.weight), self._logdet(x, self.weight)
@@ -255,7 +270,7 @@ class HaarDownsample(InvertibleModule):
         self.register_buffer("haar", h, persistent=False)
 
     def _logdet(self, x: Tensor) -> Tensor:
-        return x.new_full((x.shape[0],), x[0].numel() * math.log(self.rebalance))
+        return x.new_full((x.shape[0],), x[0].numel() * math.log(self.rebalance), dtype=acc_dtype(x.dtype))
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         c, h, w = shape
@@ -351,7 +366,7 @@ class Flow(nn.Module):
 
     def forward(self, x: Tensor, cond_feats: Sequence[Tensor] = ()) -> tuple[list[Tensor], Tensor]:
         zs: list[Tensor] = []
-        logdet = x.new_zeros(x.shape[0])
+        logdet = x.new_zeros(x.shape[0], dtype=acc_dtype(x.dtype))
         for step in self.steps:
             if isinstance(step, ExitSplit):
                 zs.append(x[:, : step.n])
@@ -365,7 +380,7 @@ class Flow(nn.Module):
     def inverse(self, zs: Sequence[Tensor], cond_feats: Sequence[Tensor] = ()) -> tuple[Tensor, Tensor]:
         pending = list(zs)
         x = pending.pop()
-        logdet = x.new_zeros(x.shape[0])
+        logdet = x.new_zeros(x.shape[0], dtype=acc_dtype(x.dtype))
         for step in reversed(self.steps):
             if isinstance(step, ExitSplit):
                 x = torch.cat([pending.pop(), x], dim=1)

@@ -27,6 +27,8 @@ from .blocks import (
     Flatten,
     Flow,
     HaarDownsample,
+    sum_except_batch,
+    widen,
 )
 from .condnet import LightnessNet, PaperLightnessNet
 from .model import _LOG_2PI, ConfigDict, _init_subnets
@@ -206,7 +208,7 @@ class ColorizeCINN(nn.Module):
     def log_prob(self, ab: Tensor, L: Tensor) -> Tensor:
         """``(B,)`` log-density of ``ab`` (natural log, Lab units) given ``L``."""
         zs, logdet = self(ab, L)
-        sq = sum(z.pow(2).reshape(z.shape[0], -1).sum(1) for z in zs)
+        sq = sum(sum_except_batch(widen(z).pow(2)) for z in zs)
         return -0.5 * sq - 0.5 * ab[0].numel() * _LOG_2PI + logdet
 
 

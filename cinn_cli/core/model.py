@@ -31,6 +31,8 @@ from .blocks import (
     Flatten,
     Flow,
     HaarDownsample,
+    sum_except_batch,
+    widen,
 )
 from .condnet import LabelFeatures, OneHot
 
@@ -202,7 +204,7 @@ class MnistCINN(nn.Module):
     def log_prob(self, x: Tensor, labels: Tensor) -> Tensor:
         """``(B,)`` log-density of ``x`` (natural log, data units) under the model."""
         zs, logdet = self(x, labels)
-        sq = sum(z.pow(2).reshape(z.shape[0], -1).sum(1) for z in zs)
+        sq = sum(sum_except_batch(widen(z).pow(2)) for z in zs)
         return -0.5 * sq - 0.5 * self.dims * _LOG_2PI + logdet
 
     def latent_shapes(self) -> list[tuple[int, ...]]:

@@ -43,6 +43,12 @@ def with_overrides(recipe: Recipe, **options) -> Recipe:
     return replace(recipe, **{k: v for k, v in options.items() if v is not None})
 
 
+def with_config(config, overrides: dict | None):
+    """The preset's model config with these fields replaced (JSON lists become tuples);
+    ``ValueError`` names unknown fields."""
+    return type(config).from_dict({**config.to_dict(), **(overrides or {})})
+
+
 def run_info(preset: str, recipe: Recipe, seed: int, device: torch.device, **extra: str) -> dict:
     """What a model file records about the run that trained it."""
     return {
@@ -69,13 +75,19 @@ class MnistTask:
         self.n_train = len(self.labels)
         self.noise_kind, self.noise_scale = noise
 
-    def batch(self, indices: Tensor, generator: torch.Generator, device: torch.device) -> tuple[Tensor, Tensor]:
-        k = self.images[indices].unsqueeze(1).float()  # (B, 1, 28, 28), 0..255
+    def batch(
+        self, indices: Tensor, generator: torch.Generator, device: torch.device, part: slice = slice(None)
+    ) -> tuple[Tensor, Tensor]:
+        """Rows ``part`` of the batch of ``indices (B,)``: ``x (b, 1, 28, 28)``, ``labels (b,)``.
+        The noise is drawn for all B rows (the same stream in every process), then sliced."""
+        shape = (len(indices), 1, 28, 28)
         if self.noise_kind == "uniform":
-            x = (k + torch.rand(k.shape, generator=generator)) / 256.0
+            u = torch.rand(shape, generator=generator)[part]
         else:
-            x = k / 255.0 + self.noise_scale * torch.randn(k.shape, generator=generator)
-        return x.to(device), self.labels[indices].to(device)
+            u = torch.randn(shape, generator=generator)[part]
+        k = self.images[indices[part]].unsqueeze(1).float()  # (b, 1, 28, 28), 0..255
+        x = (k + u) / 256.0 if self.noise_kind == "uniform" else k / 255.0 + self.noise_scale * u
+        return x.to(device), self.labels[indices[part]].to(device)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, labels = batch
@@ -107,8 +119,9 @@ def train_mnist(
     config_overrides: dict | None = None,
     progress: bool = True,
     log_jsonl: Path | None = None,
+    precision: str = "fp32",
 ) -> tuple[MnistCINN, TrainResult]:
-    config: MnistConfig = replace(PRESETS[preset], **(config_overrides or {}))
+    config: MnistConfig = with_config(PRESETS[preset], config_overrides)
     recipe = with_overrides(MNIST_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
     model = MnistCINN(config)
@@ -130,6 +143,7 @@ def train_mnist(
         training_info=info,
         log_jsonl=log_jsonl,
         progress=progress,
+        precision=precision,
     )
     return model, result
 
@@ -209,19 +223,28 @@ class ColorizeTask:
     def _noise(self, shape, generator: torch.Generator) -> Tensor:
         return self.noise_low + (self.noise_high - self.noise_low) * torch.rand(shape, generator=generator)
 
-    def batch(self, indices: Tensor, generator: torch.Generator, device: torch.device) -> tuple[Tensor, Tensor]:
+    def batch(
+        self, indices: Tensor, generator: torch.Generator, device: torch.device, part: slice = slice(None)
+    ) -> tuple[Tensor, Tensor]:
+        """Rows ``part`` of the batch of ``indices (B,)``: ``ab (b, 2, h, w)``, ``L (b, 1, H, W)``.
+        Crop positions, flips and noise are drawn for all B rows (the same stream in every
+        process); only the rows of ``part`` are cropped and converted."""
         from ..color import lab_pair
 
         c, crops = self.crop, []
-        for i in indices.tolist():
+        rows = range(len(indices))[part]
+        for row, i in enumerate(indices.tolist()):
             levels = self.pyramids[i % len(self.pyramids)]
             img = levels[int(torch.randint(len(levels), (1,), generator=generator))]
             y = int(torch.randint(img.shape[1] - c + 1, (1,), generator=generator))
             x = int(torch.randint(img.shape[2] - c + 1, (1,), generator=generator))
-            crop = img[:, y : y + c, x : x + c]
-            crops.append(crop.flip(-1) if torch.rand(1, generator=generator).item() < 0.5 else crop)
+            flip = torch.rand(1, generator=generator).item() < 0.5
+            if row in rows:
+                crop = img[:, y : y + c, x : x + c]
+                crops.append(crop.flip(-1) if flip else crop)
         ab, L = lab_pair(torch.stack(crops), self.ab_downscale)
-        return (ab + self._noise(ab.shape, generator)).to(device), L.to(device)
+        noise = self._noise((len(indices), *ab.shape[1:]), generator)[part]
+        return (ab + noise).to(device), L.to(device)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         ab, L = batch
@@ -272,11 +295,12 @@ def train_colorize(
     config_overrides: dict | None = None,
     progress: bool = True,
     log_jsonl: Path | None = None,
+    precision: str = "fp32",
 ):
     """Train a colorization model on a folder of photos (``val_dir``: held-out photos)."""
     from ..core.colorize import COLORIZE_PRESETS, ColorizeCINN
 
-    config = replace(COLORIZE_PRESETS[preset], **(config_overrides or {}))
+    config = with_config(COLORIZE_PRESETS[preset], config_overrides)
     recipe = with_overrides(COLORIZE_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
     model = ColorizeCINN(config)
@@ -304,5 +328,6 @@ def train_colorize(
         training_info=info,
         log_jsonl=log_jsonl,
         progress=progress,
+        precision=precision,
     )
     return model, result
