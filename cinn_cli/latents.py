@@ -64,7 +64,11 @@ class Latent:
 def save_latent(path: str | os.PathLike, latent: Latent) -> None:
     from safetensors.torch import save
 
-    tensors = {f"z{i}": z.detach().cpu().float().contiguous() for i, z in enumerate(latent.zs)}
+    # float64 latents (cinn encode) stay float64: exactness needs it for rare inputs; others float32.
+    tensors = {
+        f"z{i}": z.detach().cpu().to(torch.float64 if z.dtype == torch.float64 else torch.float32).contiguous()
+        for i, z in enumerate(latent.zs)
+    }
     metadata = {
         "format": LATENT_FORMAT,
         "format_version": LATENT_FORMAT_VERSION,

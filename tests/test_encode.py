@@ -128,3 +128,22 @@ def test_interpolation_path_starts_and_ends_at_the_samples(setup, tmp_path):
     assert np.array_equal(first, np.asarray(Image.open(tmp_path / "s" / "3-0001.png")))
     assert np.array_equal(last, np.asarray(Image.open(tmp_path / "s" / "3-0002.png")))
     assert Image.open(tmp_path / "i" / "3-0001-3-0002-3.png").size[0] > 5 * 28
+
+
+def test_shipped_model_round_trips_its_hardest_test_image():
+    """Test image 5627 gets a latent of norm ~1e4 under the shipped model; float32 decoding loses
+    it (143/255), the float64 encode/decode of the commands gives it back exactly."""
+    from cinn_cli.mnist_data import find_mnist_dir, load_mnist
+    from cinn_cli.pipelines.evaluate import round_trip_errors
+    from cinn_cli.pipelines.sample import load_mnist_model
+    from cinn_cli.storage import shipped_weights
+
+    data = find_mnist_dir()
+    if data is None or not data.is_dir():
+        pytest.skip("MNIST data directory not found (set $CINN_MNIST)")
+    x, y = load_mnist(data, "test")
+    idx = torch.cat([torch.arange(500), torch.tensor([5627])])
+    model, _ = load_mnist_model(shipped_weights("mnist"), torch.device("cpu"))
+    errors = round_trip_errors(model, x[idx], y[idx], torch.device("cpu"))
+    assert errors.max().item() <= 0.5, errors.max().item()
+    assert round_trip_errors(model.float(), x[5627:5628], y[5627:5628], torch.device("cpu")).item() > 0.5

@@ -11,7 +11,7 @@ from ..core.model import bits_per_dim
 from ..images import discover
 from ..latents import Latent, save_latent
 from ..report import RunReport
-from ..storage import load_model
+from .sample import load_mnist_model
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
 
@@ -58,7 +58,7 @@ def encode_digits(
     batch_size: int,
     report: RunReport,
 ) -> None:
-    model, info = load_model(weights, device=str(device), task="mnist")
+    model, info = load_mnist_model(weights, device)
     items = discover(source)
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 
@@ -83,7 +83,8 @@ def encode_digits(
 
 @torch.no_grad()
 def _encode_batch(model, model_sha256: str, batch, verify: bool, device: torch.device, report: RunReport) -> None:
-    pixels = torch.from_numpy(np.stack([b[2] for b in batch])).float()
+    dtype = next(model.parameters()).dtype
+    pixels = torch.from_numpy(np.stack([b[2] for b in batch])).to(dtype)
     # Bin centres: the deterministic dequantization, so floor(256 y) gives the pixels back.
     y = ((pixels + 0.5) / 256.0).unsqueeze(1).to(device)
     labels = torch.tensor([b[3] for b in batch], device=device)

@@ -17,6 +17,7 @@ from ..metrics import (
 )
 from ..mnist_data import load_mnist
 from ..storage import load_model
+from .sample import load_mnist_model
 
 
 @torch.no_grad()
@@ -62,6 +63,10 @@ def draw_samples(
     return torch.cat(out), labels
 
 
+def _dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
 @torch.no_grad()
 def style_transfer(
     model: nn.Module, images: Tensor, labels: Tensor, device: torch.device, batch_size: int = 500
@@ -73,7 +78,7 @@ def style_transfer(
     for d in range(10):
         for i in range(0, len(images), batch_size):
             k = images[i : i + batch_size].unsqueeze(1).float()
-            zs, _ = model(((k + 0.5) / 256.0).to(device), labels[i : i + batch_size].to(device))
+            zs, _ = model(((k + 0.5) / 256.0).to(device, _dtype(model)), labels[i : i + batch_size].to(device))
             target = torch.full((len(k),), d, dtype=torch.long)
             x = model.inverse(zs, target.to(device))
             out.append(torch.floor(x[:, 0].float().cpu() * 256).clamp(0, 255).to(torch.uint8))
@@ -89,7 +94,7 @@ def round_trip_errors(
     own label (as ``cinn encode --verify``); <= 0.5 means identical after 8-bit rounding."""
     errors = []
     for i in range(0, len(images), batch_size):
-        y = ((images[i : i + batch_size].unsqueeze(1).float() + 0.5) / 256.0).to(device)
+        y = ((images[i : i + batch_size].unsqueeze(1).float() + 0.5) / 256.0).to(device, _dtype(model))
         lab = labels[i : i + batch_size].to(device)
         back = model.inverse(model(y, lab)[0], lab)
         errors.append(((back - y).abs().flatten(1).amax(1) * 255.0).cpu())
@@ -116,7 +121,9 @@ def evaluate_mnist(
     # The mean is the defined number; these show whether a few images dominate it.
     result["test_bits_per_dim_median"] = bpd.median().item()
     result["test_images_above_8_bits_per_dim"] = int((bpd > 8).sum())
-    errors = round_trip_errors(model, test_x, test_y, device)
+    # encode/decode in the precision the commands use (pipelines/sample.py: load_mnist_model)
+    exact = load_mnist_model(weights, device)[0]
+    errors = round_trip_errors(exact, test_x, test_y, device)
     result["round_trip_images"] = len(errors)
     result["round_trip_exact"] = int((errors <= 0.5).sum())
     result["round_trip_failed_indices"] = torch.nonzero(errors > 0.5).flatten().tolist()[:20]
@@ -126,7 +133,7 @@ def evaluate_mnist(
     result["frechet_floor_train_vs_test"] = frechet_distance(floor_feats, test_feats)
     result["classifier_test_accuracy"] = classifier_accuracy(clf, test_x, test_y)[0]
     if transfer_images:
-        images, wanted = style_transfer(model, test_x[:transfer_images], test_y[:transfer_images], device)
+        images, wanted = style_transfer(exact, test_x[:transfer_images], test_y[:transfer_images], device)
         overall, per = classifier_accuracy(clf, images, wanted)
         result["style_transfer"] = {
             "images": min(transfer_images, len(test_x)),
