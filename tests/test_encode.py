@@ -56,6 +56,7 @@ def test_encode_then_decode_reproduces_every_pixel(setup, tmp_path):
     assert len(written) == 4 and all(e["roundtrip_error_8bit"] <= 0.5 for e in written)
     latent = load_latent(tmp_path / "z" / "7" / "img 1.safetensors")
     assert latent.condition == {"digit": 7} and float(latent.extra["bits_per_dim"]) > 0
+    assert latent.zs[0].dtype == torch.float64  # encoded in float64, decoded in float64
     assert (
         invoke("sample", "--from-latent", tmp_path / "z", "--weights", weights, "-o", tmp_path / "dec").exit_code == 0
     )
@@ -143,7 +144,7 @@ def test_shipped_model_round_trips_its_hardest_test_image():
         pytest.skip("MNIST data directory not found (set $CINN_MNIST)")
     x, y = load_mnist(data, "test")
     idx = torch.cat([torch.arange(500), torch.tensor([5627])])
-    model, _ = load_mnist_model(shipped_weights("mnist"), torch.device("cpu"))
+    model, _ = load_mnist_model(shipped_weights("mnist"), torch.device("cpu"), exact=True)
     errors = round_trip_errors(model, x[idx], y[idx], torch.device("cpu"))
     assert errors.max().item() <= 0.5, errors.max().item()
     assert round_trip_errors(model.float(), x[5627:5628], y[5627:5628], torch.device("cpu")).item() > 0.5

@@ -58,7 +58,7 @@ def encode_digits(
     batch_size: int,
     report: RunReport,
 ) -> None:
-    model, info = load_mnist_model(weights, device)
+    model, info = load_mnist_model(weights, device, exact=True)
     items = discover(source)
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 

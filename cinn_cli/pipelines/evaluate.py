@@ -122,7 +122,7 @@ def evaluate_mnist(
     result["test_bits_per_dim_median"] = bpd.median().item()
     result["test_images_above_8_bits_per_dim"] = int((bpd > 8).sum())
     # encode/decode in the precision the commands use (pipelines/sample.py: load_mnist_model)
-    exact = load_mnist_model(weights, device)[0]
+    exact = load_mnist_model(weights, device, exact=True)[0]
     errors = round_trip_errors(exact, test_x, test_y, device)
     result["round_trip_images"] = len(errors)
     result["round_trip_exact"] = int((errors <= 0.5).sum())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +31,17 @@ def provenance_text(model_sha256: str) -> dict[str, str]:
     return {"Software": f"cinn {package_version()}", "Comment": MACHINE_GENERATED, "cinn:model_sha256": model_sha256}
 
 
-def load_mnist_model(weights: Path, device: torch.device):
-    """``(model, info)`` for every command that makes or reads MNIST latents, in float64.
+def load_mnist_model(weights: Path, device: torch.device, exact: bool = False):
+    """``(model, info)``; ``exact=True`` gives it in float64, as ``cinn encode`` uses it.
 
-    Why float64: the shipped model maps a rare input (test image 5627) to a latent of norm ~1e4,
-    where float32 decoding cancels catastrophically (error 143/255) while float64 gives the image
-    back exactly; with it all 10,000 test images round-trip. The model is small, so the cost is
-    not noticeable (MPS has no float64 and stays in float32).
+    Why float64 for encoding: the shipped model maps a rare input (test image 5627) to a latent
+    of norm ~1e4, where float32 decoding cancels catastrophically (error 143/255) while float64
+    gives the image back exactly. Encoded latents are stored in float64 and decoded in float64;
+    sampled latents are float32 and decoded in float32 (fast, and the same bytes as the sample).
+    MPS has no float64 and stays in float32.
     """
     model, info = load_model(weights, device=str(device), task="mnist")
-    return (model if device.type == "mps" else model.double()), info
+    return (model.double() if exact and device.type != "mps" else model), info
 
 
 def new_seed() -> int:
@@ -62,7 +64,6 @@ def sample_digits(
     report: RunReport,
 ) -> None:
     model, info = load_mnist_model(weights, device)
-    dtype = next(model.parameters()).dtype
     shapes = model.latent_shapes()
     out.mkdir(parents=True, exist_ok=True)
     provenance = {**provenance_text(info.sha256), "cinn:temperature": repr(temperature)}
@@ -76,7 +77,7 @@ def sample_digits(
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             zs_each = [draw_latent(shapes, j.seed, temperature) for j in chunk]
-            zs = [torch.stack([z[i] for z in zs_each]).to(device, dtype) for i in range(len(shapes))]
+            zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(shapes))]
             labels = torch.full((len(chunk),), digit, dtype=torch.long, device=device)
             with torch.no_grad():
                 x = model.inverse(zs, labels)
@@ -147,7 +148,7 @@ def decode_latents(
     from ..latents import LatentFileError, check_latent_fits, load_latent
 
     model, info = load_mnist_model(weights, device)
-    dtype = next(model.parameters()).dtype
+    exact = None  # the float64 copy, made when the first float64 (encoded) latent comes
     shapes = model.latent_shapes()
     provenance = provenance_text(info.sha256)
     for source in sources:
@@ -170,9 +171,14 @@ def decode_latents(
             if not todo:
                 continue
             labels = torch.tensor([d for d, _ in todo], device=device)
+            decoder = model
+            if latent.zs[0].dtype == torch.float64 and device.type != "mps":  # decode in the file's precision
+                exact = exact or copy.deepcopy(model).double()
+                decoder = exact
+            dtype = next(decoder.parameters()).dtype
             zs = [z.unsqueeze(0).expand(len(todo), *z.shape).to(device, dtype) for z in latent.zs]
             with torch.no_grad():
-                pixels = quantize(model.inverse(zs, labels)[:, 0])
+                pixels = quantize(decoder.inverse(zs, labels)[:, 0])
             for (d, target), px in zip(todo, pixels, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_png(target, px, {**provenance, "cinn:digit": str(d), "cinn:latent": path.name})
@@ -196,13 +202,12 @@ def interpolate_latents(
     from ..latents import check_latent_fits, load_latent, slerp
 
     model, info = load_mnist_model(weights, device)
-    dtype = next(model.parameters()).dtype
     shapes = model.latent_shapes()
     a, b = load_latent(start), load_latent(end)
     check_latent_fits(a, start, "mnist", shapes, info.sha256)
     check_latent_fits(b, end, "mnist", shapes, info.sha256)
     path = [slerp(a.zs, b.zs, i / (steps - 1)) for i in range(steps)]
-    zs = [torch.stack([p[level] for p in path]).to(device, dtype) for level in range(len(shapes))]
+    zs = [torch.stack([p[level] for p in path]).to(device) for level in range(len(shapes))]
     out.mkdir(parents=True, exist_ok=True)
     for d in digits if digits is not None else [a.condition.get("digit", 0)]:
         name = f"{start.stem}-{end.stem}-{d}"
