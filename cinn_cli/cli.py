@@ -894,7 +894,8 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, transfer_images, 
 @device_option
 @json_option
 def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, json_lines):
-    """Val bits/dim and sample quality of a colorization model on 64x64 centre crops.
+    """Val bits/dim and sample quality of a colorization model on 64x64 centre crops and on the
+    whole photos at full size (gray input -> cinn colorize's output, compared with the photo).
 
     \b
     val bits/dim      -log2 p(ab | L) per ab dimension at the model's working resolution, Lab
@@ -924,15 +925,24 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, j
     if json_lines:
         click.echo(json.dumps(r))
         return
-    click.echo(f"model               {r['weights']} ({r['images']} images, n={n}, T={temperature})")
-    click.echo(f"val bits/dim        {r['val_bits_per_dim']:.4f}")
-    click.echo(f"best-of-{n} RMSE      {r['best_of_n_rmse']:.4f} (per-pixel min {r['best_of_n_rmse_pixel']:.4f})")
-    click.echo(f"best-of-1 RMSE      {r['best_of_1_rmse']:.4f}")
-    click.echo(f"variance            {r['variance']:.5f}")
-    click.echo(f"colourfulness ratio {r['colourfulness_ratio']:.3f}")
-    click.echo(
-        f"gray baseline       RMSE {r['gray_best_of_n_rmse']:.4f}, colourfulness {r['gray_colourfulness_ratio']:.3f}"
-    )
+    click.echo(f"model {r['weights']} ({r['images']} photos, n={n}, T={temperature})")
+    w = {k.removeprefix("whole_"): v for k, v in r.items() if k.startswith("whole_")}
+    rows = [
+        ("val bits/dim", "val_bits_per_dim", ".4f"),
+        (f"best-of-{n} RMSE", "best_of_n_rmse", ".4f"),
+        (f"best-of-{n} RMSE, per-pixel min", "best_of_n_rmse_pixel", ".4f"),
+        ("best-of-1 RMSE", "best_of_1_rmse", ".4f"),
+        ("variance", "variance", ".5f"),
+        ("colourfulness ratio", "colourfulness_ratio", ".3f"),
+        ("gray baseline: RMSE", "gray_best_of_n_rmse", ".4f"),
+        ("gray baseline: colourfulness", "gray_colourfulness_ratio", ".3f"),
+    ]
+    click.echo(f"{'':32} {'64x64 crops':>12} {'whole photos':>13}")
+    for label, key, fmt in rows:
+        whole = format(w[key], fmt) if key in w else "-"
+        click.echo(f"{label:32} {format(r[key], fmt):>12} {whole:>13}")
+    if "min_variance" in w:
+        click.echo(f"{'smallest variance of one photo':32} {'':>12} {format(w['min_variance'], '.5f'):>13}")
 
 
 if __name__ == "__main__":  # pragma: no cover
