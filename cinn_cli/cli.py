@@ -6,6 +6,7 @@ Torch is imported inside the commands only, so ``cinn --help`` and ``cinn --vers
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -53,6 +54,35 @@ def resolve_device(spec: str):
     return device
 
 
+def _shard(ctx, param, value: str | None):
+    """``--shard i/N`` -> ``(i, N)``; a malformed value is a usage error (exit 2)."""
+    if value is None:
+        return None
+    from .stream import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Let SIGTERM (kill, timeout, a scheduler stopping the job) end a run as Ctrl-C does: the
+    writes in flight finish, queued ones are dropped and no temporary file is left behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -68,6 +98,21 @@ json_option = click.option(
     "json_lines",
     is_flag=True,
     help="Print one JSON object per line on stdout (files, then a summary).",
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Threads that decode inputs ahead and encode/write outputs behind while the model runs "
+    "[default: min(4, CPU count)]. Outputs do not depend on it.",
+)
+shard_option = click.option(
+    "--shard",
+    default=None,
+    metavar="i/N",
+    callback=_shard,
+    help="Only the inputs whose relative path hashes to i of N (0 <= i < N). N runs (a job array, "
+    "several machines) split the inputs the same way and together write what one run writes.",
 )
 
 
@@ -301,7 +346,9 @@ def sample(
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
 @device_option
 @json_option
-def encode(source, out, model, digit, verify, overwrite, batch_size, device, json_lines):
+@workers_option
+@shard_option
+def encode(source, out, model, digit, verify, overwrite, batch_size, device, json_lines, workers, shard):
     """Turn images into latent codes (.safetensors) that decode again.
 
     IN is an image, a folder (recursive; sub-folders are mirrored in OUT) or - (paths on stdin).
@@ -319,17 +366,20 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
     report = RunReport("encode", json_lines=json_lines, extra={"out": str(out)})
     try:
-        encode_digits(
-            weights=resolve_weights(model, "mnist"),
-            source=source,
-            out=out,
-            digit=digit,
-            verify=verify,
-            overwrite=overwrite,
-            device=resolve_device(device),
-            batch_size=batch_size,
-            report=report,
-        )
+        with sigterm_as_interrupt():
+            encode_digits(
+                weights=resolve_weights(model, "mnist"),
+                source=source,
+                out=out,
+                digit=digit,
+                verify=verify,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                batch_size=batch_size,
+                report=report,
+                workers=workers,
+                shard=shard,
+            )
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     sys.exit(report.finish())
@@ -359,8 +409,24 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, 1 << 16))
 @device_option
 @json_option
+@workers_option
+@shard_option
 def colorize(
-    source, out, n, temperature, seed, fmt, make_grid, latents, overwrite, weights, batch_size, device, json_lines
+    source,
+    out,
+    n,
+    temperature,
+    seed,
+    fmt,
+    make_grid,
+    latents,
+    overwrite,
+    weights,
+    batch_size,
+    device,
+    json_lines,
+    workers,
+    shard,
 ):
     """Colorize grayscale photos: n different colourings of each.
 
@@ -382,21 +448,24 @@ def colorize(
     seed = new_seed() if seed is None else seed
     report = RunReport("colorize", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
     try:
-        colorize_photos(
-            weights=weights,
-            source=source,
-            out=out,
-            n=n,
-            temperature=temperature,
-            seed=seed,
-            fmt=fmt,
-            make_grid=make_grid,
-            latents=latents,
-            overwrite=overwrite,
-            device=resolve_device(device),
-            batch_size=batch_size,
-            report=report,
-        )
+        with sigterm_as_interrupt():
+            colorize_photos(
+                weights=weights,
+                source=source,
+                out=out,
+                n=n,
+                temperature=temperature,
+                seed=seed,
+                fmt=fmt,
+                make_grid=make_grid,
+                latents=latents,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                batch_size=batch_size,
+                report=report,
+                workers=workers,
+                shard=shard,
+            )
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     sys.exit(report.finish())
