@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .storage import ModelFileError, atomic_write_bytes, read_header
+from .storage import ModelFileError, atomic_write_bytes, canonical_safetensors, read_header
 
 LATENT_FORMAT = "cinn-latent"
 LATENT_FORMAT_VERSION = "1"
@@ -76,7 +76,7 @@ def save_latent(path: str | os.PathLike, latent: Latent) -> None:
         "model_sha256": latent.model_sha256,
         **latent.extra,
     }
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)))
 
 
 def load_latent(path: str | os.PathLike) -> Latent:
