@@ -66,6 +66,19 @@ def _shard(ctx, param, value: str | None):
         raise click.BadParameter(str(e)) from None
 
 
+def prepare_output_folder(out: Path) -> None:
+    """Create OUT before any work, so a folder that cannot be written is one error (exit 1),
+    not the same failure once per input. (A sub-folder that cannot be written fails per input.)"""
+    import os
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise click.ClickException(f"{out}: the output folder is not writable")
+
+
 @contextmanager
 def sigterm_as_interrupt():
     """Let SIGTERM (kill, timeout, a scheduler stopping the job) end a run as Ctrl-C does: the
@@ -364,6 +377,7 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
+    prepare_output_folder(out)
     report = RunReport("encode", json_lines=json_lines, extra={"out": str(out)})
     try:
         with sigterm_as_interrupt():
@@ -445,6 +459,7 @@ def colorize(
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
+    prepare_output_folder(out)
     seed = new_seed() if seed is None else seed
     report = RunReport("colorize", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
     try:
