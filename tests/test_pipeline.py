@@ -270,6 +270,7 @@ FAILS = {  # name -> (bytes, the reason printed for it)
     "text.jpg": (lambda: b"this is a shopping list, not a photo\n", "is not an image this tool can read"),
     "bomb.png": (lambda: png_header_only(100_000, 100_000), "decompression bomb"),
     "bomb-warning-size.png": (lambda: png_header_only(10_000, 10_000), "above the limit of 89,478,485"),
+    "strip.png": (lambda: encoded(Image.new("L", (66, 2), 50), "PNG"), "is 66x2: an aspect ratio above 32:1"),
 }
 
 

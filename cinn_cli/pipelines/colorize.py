@@ -30,6 +30,9 @@ NO_SHIPPED_MODEL = (
     "no shipped colorization model yet; train one with cinn train colorize --data DIR --out FILE or pass --weights FILE"
 )
 GRID_TILE = 256  # long side of each tile in a contact sheet
+# The working size keeps the aspect ratio at a fixed short side, so a 1x4000 strip would run the
+# model at 64x256000 (minutes, gigabytes); such inputs are refused. Panoramas (10:1) pass.
+MAX_ASPECT = 32
 
 
 def load_colorize_model(weights: str | None, device: torch.device):
@@ -136,6 +139,9 @@ def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, repo
 def _decode(plan: _Plan) -> tuple[np.ndarray, np.ndarray | None, Tensor, str]:
     """In a worker thread: ``(gray, alpha, L (1, 1, H, W) on the CPU, SHA-256 of the 8-bit gray)``."""
     gray, alpha = read_gray(plan.path)
+    h, w = gray.shape
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise PhotoError(f"is {w}x{h}: an aspect ratio above {MAX_ASPECT}:1 is not supported")
     L = gray_to_lightness(torch.from_numpy(gray))[None, None]
     # uint8 gray, not float L: the same photo hashes the same on every machine
     gray_sha256 = hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
