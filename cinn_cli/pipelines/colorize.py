@@ -114,7 +114,7 @@ def colorize_photos(
                 job.run(batch_size, pool, report)
             except torch.OutOfMemoryError:
                 report.fail(str(plan.path), f"out of memory even one sample at a time on {device}")
-            except ValueError as e:  # the model refuses the size (e.g. an extreme aspect ratio)
+            except ValueError as e:  # a size the model refuses (check_size): this input fails, the run goes on
                 report.fail(str(plan.path), str(e))
 
 
