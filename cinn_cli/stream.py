@@ -19,6 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -53,6 +54,30 @@ def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
     index, count = shard
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "little") % count == index
+
+
+def select(items: Iterable[tuple[Path, Path]], shard: tuple[int, int] | None, report) -> Iterator[tuple[Path, Path]]:
+    """The ``(path, rel)`` inputs of ``shard`` whose outputs cannot collide with another's.
+
+    Outputs are named after the relative path without its suffix, so ``a.jpg`` and ``a.png`` in
+    one folder, or two ``IMG_0001.jpg`` from different folders on stdin (named by file name
+    only), would write the same files: the first (in input order) wins, each later one fails with
+    the reason (the same path listed twice is one input). Checked before the shard filter, so
+    every shard of a job array agrees. The names seen are kept (about 100 bytes per input; no
+    image is kept).
+    """
+    seen: dict[str, Path] = {}
+    for path, rel in items:
+        key = rel.with_suffix("").as_posix()
+        first = seen.setdefault(key, path)
+        if not in_shard(rel.as_posix(), shard):
+            continue
+        if first is not path:
+            if first == path:  # the same file listed twice: one input
+                continue
+            report.fail(str(path), f"its outputs ({key}-*) would overwrite those of {first}; rename one of them")
+            continue
+        yield path, rel
 
 
 def progress_bar(unit: str = "img"):

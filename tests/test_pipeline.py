@@ -130,6 +130,26 @@ def test_encode_reports_bad_inputs_and_writes_the_rest(tmp_path):
     assert (tmp_path / "z" / "4" / "ok.safetensors").is_file()
 
 
+def test_inputs_whose_outputs_would_collide_fail_with_a_reason(weights, tmp_path):
+    for folder in ("in", "x", "y"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(photo(1, 12, 12)).save(tmp_path / "in" / "a.jpg")
+    Image.fromarray(photo(2, 12, 12)).save(tmp_path / "in" / "a.png")  # same stem: a-1.png twice
+    folder = invoke("colorize", tmp_path / "in", tmp_path / "o1", "-n", 1, "--weights", weights, "--no-latents")
+    assert folder.exit_code == 1
+    assert f"{tmp_path / 'in' / 'a.png'}: its outputs (a-*) would overwrite those of {tmp_path / 'in' / 'a.jpg'}" in (
+        folder.stderr
+    )
+    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a-1.png"]
+    for d in ("x", "y"):  # stdin names outputs by file name only
+        Image.fromarray(photo(3, 12, 12)).save(tmp_path / d / "IMG_1.png")
+    paths = f"{tmp_path / 'x' / 'IMG_1.png'}\n{tmp_path / 'y' / 'IMG_1.png'}\n{tmp_path / 'x' / 'IMG_1.png'}\n"
+    piped = invoke("colorize", "-", tmp_path / "o2", "-n", 1, "--weights", weights, "--json", input=paths)
+    summary = json.loads(piped.stdout.splitlines()[-1])
+    assert piped.exit_code == 1 and summary["written"] == 1  # the repeated x/IMG_1.png is one input
+    assert [f["path"] for f in summary["failures"]] == [str(tmp_path / "y" / "IMG_1.png")]
+
+
 # --------------------------------------------------------------------------- the thread pool
 
 
@@ -280,7 +300,7 @@ def encoded(im: Image.Image, fmt: str, **kw) -> bytes:
 
 FAILS = {  # name -> (bytes, the reason printed for it)
     "empty.png": (lambda: b"", "is empty (0 bytes)"),
-    "truncated.png": (lambda: encoded(Image.fromarray(photo(0, 40, 40)), "PNG")[:300], "cannot be decoded"),
+    "cut-short.png": (lambda: encoded(Image.fromarray(photo(0, 40, 40)), "PNG")[:300], "cannot be decoded"),
     "truncated.jpg": (lambda: encoded(Image.fromarray(photo(0, 40, 40)), "JPEG")[:400], "cannot be decoded"),
     "text.jpg": (lambda: b"this is a shopping list, not a photo\n", "is not an image this tool can read"),
     "bomb.png": (lambda: png_header_only(100_000, 100_000), "decompression bomb"),
@@ -300,7 +320,7 @@ def succeeds() -> dict[str, tuple[bytes, tuple[int, int], str]]:
         "one pixel.png": (encoded(Image.new("L", (1, 1), 90), "PNG"), (1, 1), "RGB"),
         "cmyk.jpg": (encoded(Image.fromarray(photo(8, 16, 20)).convert("CMYK"), "JPEG"), (20, 16), "RGB"),
         "gray16.png": (encoded(gradient16, "PNG"), (24, 16), "RGB"),
-        "gray16.tif": (encoded(gradient16, "TIFF"), (24, 16), "RGB"),
+        "gray16 tiff.tif": (encoded(gradient16, "TIFF"), (24, 16), "RGB"),
         "rgba.png": (encoded(Image.fromarray(rgba), "PNG"), (12, 14), "RGBA"),
         "palette.png": (encoded(palette, "PNG"), (12, 12), "RGB"),
         "palette-transparent.png": (encoded(palette, "PNG", transparency=0), (12, 12), "RGBA"),

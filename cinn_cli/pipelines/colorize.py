@@ -23,7 +23,7 @@ from ..latents import Latent, derive_seed, draw_latent, save_latent
 from ..photos import PhotoError, encode_image, read_gray
 from ..report import RunReport
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
-from ..stream import Pool, default_workers, in_shard, progress_bar
+from ..stream import Pool, default_workers, progress_bar, select
 from .sample import provenance_text
 
 NO_SHIPPED_MODEL = (
@@ -120,9 +120,7 @@ def colorize_photos(
 
 def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport) -> Iterator[_Plan]:
     """The inputs of this shard that need work, lazily; outputs already there are reported skipped."""
-    for path, rel in discover(source):
-        if not in_shard(rel.as_posix(), shard):
-            continue
+    for path, rel in select(discover(source), shard, report):
         base = out / rel.parent
         targets = {
             k: (base / f"{rel.stem}-{k}.{fmt}", base / f"{rel.stem}-{k}.safetensors" if latents else None)

@@ -14,7 +14,7 @@ from ..latents import Latent, save_latent
 from ..photos import PhotoError, open_image
 from ..report import RunReport
 from ..storage import load_model
-from ..stream import Pool, default_workers, in_shard, progress_bar
+from ..stream import Pool, default_workers, progress_bar, select
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
 
@@ -64,10 +64,8 @@ def encode_digits(
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 
     def todo():
-        for path, rel in discover(source):
+        for path, rel in select(discover(source), shard, report):
             target = out / rel.with_suffix(".safetensors")
-            if not in_shard(rel.as_posix(), shard):
-                continue
             if target.exists() and not overwrite:
                 report.skip(str(target))
             else:
