@@ -150,6 +150,26 @@ def test_inputs_whose_outputs_would_collide_fail_with_a_reason(weights, tmp_path
     assert [f["path"] for f in summary["failures"]] == [str(tmp_path / "y" / "IMG_1.png")]
 
 
+def test_discover_is_lazy_and_keeps_the_sorted_order(tmp_path):
+    from cinn_cli.images import discover
+
+    read = []
+
+    def lines():
+        for name in ("b.png", "a.png", "c.png"):
+            read.append(name)
+            yield f"/x/{name}\n"
+
+    paths = discover("-", stdin=lines())
+    assert next(paths) == (Path("/x/b.png"), Path("b.png")) and read == ["b.png"]  # one line read, in stdin order
+    for rel in ("a b/x.png", "a/b.png", "a-b.png", "a.png", "A.png", "ü/z.PNG", ".hidden/y.png", "a/.h.png", "a/n.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    found = [rel.as_posix() for _, rel in discover(str(tmp_path))]
+    expected = ["A.png", "a/b.png", "a b/x.png", "a-b.png", "a.png", "ü/z.PNG"]  # part by part: "a" < "a b"
+    assert found == expected == [p.as_posix() for p in sorted(map(Path, expected))]
+
+
 # --------------------------------------------------------------------------- the thread pool
 
 
