@@ -226,6 +226,17 @@ def test_json_lines_summary_and_exit_codes(weights, photos, tmp_path):
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_paths_that_look_like_markup_are_printed_verbatim(weights, tmp_path):
+    (tmp_path / "in" / "x[").mkdir(parents=True)
+    (tmp_path / "in" / "x[" / "red]y.png").write_bytes(b"x")  # the path holds "[/red]"
+    (tmp_path / "in" / "[bold]z.png").write_bytes(b"x")
+    out = tmp_path / "o[" / "b]"  # and the summary names OUT, which holds "[/b]"
+    result = invoke("colorize", tmp_path / "in", out, "--weights", weights)
+    assert result.exit_code == 1 and "Traceback" not in result.output and f"out {out}" in result.stderr
+    assert f"{tmp_path / 'in' / '[bold]z.png'}: is not an image" in result.stderr
+    assert f"{tmp_path / 'in' / 'x[' / 'red]y.png'}: is not an image" in result.stderr
+
+
 def test_an_output_that_cannot_be_written_fails_alone(weights, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
