@@ -23,7 +23,7 @@ from test_colorize_cli import TINY, photo
 
 from cinn_cli.cli import main
 from cinn_cli.core.model import ColorizeCINN, ColorizeConfig
-from cinn_cli.latents import derive_seed
+from cinn_cli.latents import derive_seed, load_latent
 from cinn_cli.storage import file_sha256, package_version, save_model
 from cinn_cli.stream import Pool, in_shard, parse_shard
 
@@ -235,6 +235,29 @@ def test_paths_that_look_like_markup_are_printed_verbatim(weights, tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output and f"out {out}" in result.stderr
     assert f"{tmp_path / 'in' / '[bold]z.png'}: is not an image" in result.stderr
     assert f"{tmp_path / 'in' / 'x[' / 'red]y.png'}: is not an image" in result.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_colorized_encoded_and_decoded(weights, tmp_path):
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes, as an old disk or archive may hold
+    try:
+        Image.fromarray(photo(4, 12, 12)).save(tmp_path / name)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    result = invoke("colorize", tmp_path / name, tmp_path / "o", "-n", 1, "--seed", 2, "--weights", weights)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "o" / os.fsdecode(b"caf\xe9-1.png")) as im:
+        assert im.text["cinn:source"] == "caf\\xe9.png"
+    from test_encode import tiny_model_file
+
+    (tmp_path / "3").mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "3" / name)
+    encoded = invoke("encode", tmp_path / "3", tmp_path / "z", "--model", tiny_model_file(tmp_path / "m", 0))
+    assert encoded.exit_code == 0, encoded.output
+    assert load_latent(tmp_path / "z" / os.fsdecode(b"caf\xe9.safetensors")).extra["source"] == "caf\\xe9.png"
+    decoded = invoke("sample", "--from-latent", tmp_path / "z", "--weights", tmp_path / "m", "-o", tmp_path / "d")
+    assert decoded.exit_code == 0, decoded.output
+    with Image.open(tmp_path / "d" / os.fsdecode(b"caf\xe9.png")) as im:
+        assert im.text["cinn:latent"] == "caf\\xe9.safetensors"
 
 
 def test_an_output_that_cannot_be_written_fails_alone(weights, tmp_path):

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..color import gray_to_lightness, guided_upsample, lab_to_rgb, resize
 from ..images import discover, grid
-from ..latents import Latent, derive_seed, draw_latent, save_latent
+from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
 from ..report import RunReport
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
@@ -160,7 +160,7 @@ class _Job:
         self.provenance = {
             **provenance_text(info.sha256),
             "cinn:temperature": repr(temperature),
-            "cinn:source": self.key,
+            "cinn:source": text_name(self.key),
         }
 
     def run(self, batch_size: int, pool: Pool, report: RunReport) -> None:

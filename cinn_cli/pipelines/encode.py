@@ -10,7 +10,7 @@ import torch
 
 from ..core.model import bits_per_dim
 from ..images import discover
-from ..latents import Latent, save_latent
+from ..latents import Latent, save_latent, text_name
 from ..photos import PhotoError, open_image
 from ..report import RunReport
 from ..storage import load_model
@@ -117,7 +117,7 @@ def _encode_batch(
             condition={"digit": label},
             image_size="28x28",
             model_sha256=model_sha256,
-            extra={"source": str(path.name), "bits_per_dim": f"{float(bpd[i]):.4f}"},
+            extra={"source": text_name(path.name), "bits_per_dim": f"{float(bpd[i]):.4f}"},
         )
         fields = {"source": str(path), "digit": label, "bits_per_dim": round(float(bpd[i]), 4)}
         if err is not None:
@@ -131,5 +131,7 @@ def _done(report: RunReport, path: Path, target: Path, fields: dict, error: Base
         report.wrote(str(target), **fields)
     elif isinstance(error, OSError):
         report.fail(str(path), f"cannot write {target} ({error.strerror or error})")
+    elif isinstance(error, ValueError):  # metadata safetensors refuses: this input fails, the run goes on
+        report.fail(str(path), f"cannot write {target} ({error})")
     else:
         raise error
