@@ -61,7 +61,9 @@ def grid(tiles: list[np.ndarray], columns: int | None = None, pad: int = 2, back
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
-def discover(source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None) -> Iterator[tuple[Path, Path]]:
+def discover(
+    source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None, skip: Path | None = None
+) -> Iterator[tuple[Path, Path]]:
     """Inputs as ``(path, relative path)`` pairs, sorted, yielded lazily.
 
     ``source`` is a file (relative path = its name), a folder (searched recursively; relative
@@ -69,7 +71,9 @@ def discover(source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None
     symlinked folders are not followed, which also rules out loops) or ``-`` (one path per line
     on ``stdin``, each yielded as soon as it is read; relative to nothing, so its name is used).
     A folder is listed one sub-folder at a time, so a huge tree starts at once and never sits in
-    memory; the order equals sorting all relative paths (part by part).
+    memory; the order equals sorting all relative paths (part by part). ``skip`` is a folder not
+    to enter: the output folder, when it lies inside the input folder, so a run never takes its
+    own (or an earlier run's) outputs for inputs.
     """
     if source == "-":
         for line in stdin if stdin is not None else sys.stdin:
@@ -81,10 +85,10 @@ def discover(source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None
     if not root.is_dir():
         yield root, Path(root.name)
         return
-    yield from _walk(root, root, suffixes)
+    yield from _walk(root, root, suffixes, skip.resolve() if skip is not None else None)
 
 
-def _walk(folder: Path, root: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[Path, Path]]:
+def _walk(folder: Path, root: Path, suffixes: tuple[str, ...], skip: Path | None) -> Iterator[tuple[Path, Path]]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:  # an unreadable sub-folder is skipped, as Path.rglob does
@@ -93,7 +97,8 @@ def _walk(folder: Path, root: Path, suffixes: tuple[str, ...]) -> Iterator[tuple
         if e.name.startswith("."):
             continue
         if e.is_dir(follow_symlinks=False):
-            yield from _walk(Path(e.path), root, suffixes)
+            if skip is None or Path(e.path).resolve() != skip:
+                yield from _walk(Path(e.path), root, suffixes, skip)
         elif e.is_file() and os.path.splitext(e.name)[1].lower() in suffixes:
             path = Path(e.path)
             yield path, path.relative_to(root)

@@ -170,6 +170,18 @@ def test_discover_is_lazy_and_keeps_the_sorted_order(tmp_path):
     assert found == expected == [p.as_posix() for p in sorted(map(Path, expected))]
 
 
+def test_an_output_folder_inside_the_input_folder_is_not_read(weights, tmp_path):
+    """Listing is lazy, so outputs written into IN/out would otherwise become inputs of the same
+    run (and each rerun would colorize the last run's outputs)."""
+    Image.fromarray(photo(1, 12, 12)).save(tmp_path / "a.png")
+    for _ in range(2):
+        result = invoke("colorize", tmp_path, tmp_path / "out", "-n", 2, "--weights", weights, "--json")
+        assert result.exit_code == 0, result.output
+    assert sorted(tree(tmp_path / "out")) == ["a-1.png", "a-1.safetensors", "a-2.png", "a-2.safetensors"]
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert (summary["written"], summary["skipped"]) == (0, 2)
+
+
 # --------------------------------------------------------------------------- the thread pool
 
 

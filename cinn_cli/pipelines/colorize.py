@@ -120,7 +120,7 @@ def colorize_photos(
 
 def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport) -> Iterator[_Plan]:
     """The inputs of this shard that need work, lazily; outputs already there are reported skipped."""
-    for path, rel in select(discover(source), shard, report):
+    for path, rel in select(discover(source, skip=out), shard, report):
         base = out / rel.parent
         targets = {
             k: (base / f"{rel.stem}-{k}.{fmt}", base / f"{rel.stem}-{k}.safetensors" if latents else None)

@@ -64,7 +64,7 @@ def encode_digits(
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 
     def todo():
-        for path, rel in select(discover(source), shard, report):
+        for path, rel in select(discover(source, skip=out), shard, report):
             target = out / rel.with_suffix(".safetensors")
             if target.exists() and not overwrite:
                 report.skip(str(target))
