@@ -397,6 +397,7 @@ def succeeds() -> dict[str, tuple[bytes, tuple[int, int], str]]:
         "gray16.png": (encoded(gradient16, "PNG"), (24, 16), "RGB"),
         "gray16 tiff.tif": (encoded(gradient16, "TIFF"), (24, 16), "RGB"),
         "rgba.png": (encoded(Image.fromarray(rgba), "PNG"), (12, 14), "RGBA"),
+        "gray-alpha.png": (encoded(Image.fromarray(photo(5, 14, 12)).convert("LA"), "PNG"), (12, 14), "RGBA"),
         "palette.png": (encoded(palette, "PNG"), (12, 12), "RGB"),
         "palette-transparent.png": (encoded(palette, "PNG", transparency=0), (12, 12), "RGBA"),
         "exif-rotated.jpg": (encoded(Image.fromarray(photo(7, 20, 30)), "JPEG", exif=exif), (20, 30), "RGB"),
