@@ -6,6 +6,7 @@ Torch is imported inside the commands only, so ``cinn --help`` and ``cinn --vers
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -53,6 +54,48 @@ def resolve_device(spec: str):
     return device
 
 
+def _shard(ctx, param, value: str | None):
+    """``--shard i/N`` -> ``(i, N)``; a malformed value is a usage error (exit 2)."""
+    if value is None:
+        return None
+    from .stream import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def prepare_output_folder(out: Path) -> None:
+    """Create OUT before any work, so a folder that cannot be written is one error (exit 1),
+    not the same failure once per input. (A sub-folder that cannot be written fails per input.)"""
+    import os
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise click.ClickException(f"{out}: the output folder is not writable")
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Let SIGTERM (kill, timeout, a scheduler stopping the job) end a run as Ctrl-C does: the
+    writes in flight finish, queued ones are dropped and no temporary file is left behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -68,6 +111,21 @@ json_option = click.option(
     "json_lines",
     is_flag=True,
     help="Print one JSON object per line on stdout (files, then a summary).",
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Threads that decode inputs ahead and encode/write outputs behind while the model runs "
+    "[default: min(4, CPU count)]. Outputs do not depend on it.",
+)
+shard_option = click.option(
+    "--shard",
+    default=None,
+    metavar="i/N",
+    callback=_shard,
+    help="Only the inputs whose relative path hashes to i of N (0 <= i < N). N runs (a job array, "
+    "several machines) split the inputs the same way and together write what one run writes.",
 )
 
 
@@ -311,7 +369,9 @@ def sample(
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
 @device_option
 @json_option
-def encode(source, out, model, digit, verify, overwrite, batch_size, device, json_lines):
+@workers_option
+@shard_option
+def encode(source, out, model, digit, verify, overwrite, batch_size, device, json_lines, workers, shard):
     """Turn images into latent codes (.safetensors) that decode again.
 
     IN is an image, a folder (recursive; sub-folders are mirrored in OUT) or - (paths on stdin).
@@ -333,40 +393,35 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
+    prepare_output_folder(out)
     report = RunReport("encode", json_lines=json_lines, extra={"out": str(out)})
     try:
         weights = resolve_weights(model, "mnist")
         task = read_model_info(weights).task
-        if task == "colorize":
-            if digit is not None:
-                raise click.UsageError("--digit applies to MNIST models only")
-            from .pipelines.colorize_latents import encode_photos
+        common = dict(
+            weights=weights,
+            source=source,
+            out=out,
+            verify=verify,
+            overwrite=overwrite,
+            device=resolve_device(device),
+            report=report,
+            workers=workers,
+            shard=shard,
+        )
+        with sigterm_as_interrupt():
+            if task == "colorize":
+                if digit is not None:
+                    raise click.UsageError("--digit applies to MNIST models only")
+                from .pipelines.colorize_latents import encode_photos
 
-            encode_photos(
-                weights=weights,
-                source=source,
-                out=out,
-                verify=verify,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                report=report,
-            )
-        elif task == "mnist":
-            from .pipelines.encode import encode_digits
+                encode_photos(**common)
+            elif task == "mnist":
+                from .pipelines.encode import encode_digits
 
-            encode_digits(
-                weights=weights,
-                source=source,
-                out=out,
-                digit=digit,
-                verify=verify,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                batch_size=batch_size,
-                report=report,
-            )
-        else:
-            raise ModelFileError(f"{weights}: a {task!r} model; cinn encode takes mnist or colorize models")
+                encode_digits(digit=digit, batch_size=batch_size, **common)
+            else:
+                raise ModelFileError(f"{weights}: a {task!r} model; cinn encode takes mnist or colorize models")
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     sys.exit(report.finish())
@@ -411,6 +466,8 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
 )
 @device_option
 @json_option
+@workers_option
+@shard_option
 def colorize(
     source,
     out,
@@ -427,6 +484,8 @@ def colorize(
     transfer_levels,
     device,
     json_lines,
+    workers,
+    shard,
 ):
     """Colorize grayscale photos: n different colourings of each.
 
@@ -452,6 +511,7 @@ def colorize(
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
+    prepare_output_folder(out)
     seed = new_seed() if seed is None else seed
     report = RunReport("colorize", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
     if from_latents:
@@ -468,41 +528,47 @@ def colorize(
         from .pipelines.colorize_latents import TransferLevelsError, colorize_from_latents
 
         try:
-            colorize_from_latents(
-                weights=weights,
-                source=source,
-                latent_sources=[str(p) for p in from_latents],
-                out=out,
-                levels=transfer_levels,
-                temperature=temperature,
-                seed=seed,
-                fmt=fmt,
-                latents=latents,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                report=report,
-            )
+            with sigterm_as_interrupt():
+                colorize_from_latents(
+                    weights=weights,
+                    source=source,
+                    latent_sources=[str(p) for p in from_latents],
+                    out=out,
+                    levels=transfer_levels,
+                    temperature=temperature,
+                    seed=seed,
+                    fmt=fmt,
+                    latents=latents,
+                    overwrite=overwrite,
+                    device=resolve_device(device),
+                    report=report,
+                    workers=workers,
+                    shard=shard,
+                )
         except TransferLevelsError as e:
             raise click.BadParameter(str(e), param_hint="--transfer-levels") from None
         except (ModelFileError, ValueError) as e:
             raise click.ClickException(str(e)) from None
         sys.exit(report.finish())
     try:
-        colorize_photos(
-            weights=weights,
-            source=source,
-            out=out,
-            n=n,
-            temperature=temperature,
-            seed=seed,
-            fmt=fmt,
-            make_grid=make_grid,
-            latents=latents,
-            overwrite=overwrite,
-            device=resolve_device(device),
-            batch_size=batch_size,
-            report=report,
-        )
+        with sigterm_as_interrupt():
+            colorize_photos(
+                weights=weights,
+                source=source,
+                out=out,
+                n=n,
+                temperature=temperature,
+                seed=seed,
+                fmt=fmt,
+                make_grid=make_grid,
+                latents=latents,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                batch_size=batch_size,
+                report=report,
+                workers=workers,
+                shard=shard,
+            )
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     sys.exit(report.finish())

@@ -6,6 +6,7 @@ import io
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,25 +61,44 @@ def grid(tiles: list[np.ndarray], columns: int | None = None, pad: int = 2, back
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
-def discover(source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None) -> list[tuple[Path, Path]]:
-    """Inputs as ``(path, relative path)`` pairs, sorted.
+def discover(
+    source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None, skip: Path | None = None
+) -> Iterator[tuple[Path, Path]]:
+    """Inputs as ``(path, relative path)`` pairs, sorted, yielded lazily.
 
     ``source`` is a file (relative path = its name), a folder (searched recursively; relative
-    paths mirror its sub-folders; only files with ``suffixes``, hidden files skipped) or ``-``
-    (one path per line on ``stdin``; each is relative to nothing, so its name is used).
+    paths mirror its sub-folders; only files with ``suffixes``, hidden files and folders skipped;
+    symlinked folders are not followed, which also rules out loops) or ``-`` (one path per line
+    on ``stdin``, each yielded as soon as it is read; relative to nothing, so its name is used).
+    A folder is listed one sub-folder at a time, so a huge tree starts at once and never sits in
+    memory; the order equals sorting all relative paths (part by part). ``skip`` is a folder not
+    to enter: the output folder, when it lies inside the input folder, so a run never takes its
+    own (or an earlier run's) outputs for inputs.
     """
     if source == "-":
-        stream = stdin if stdin is not None else sys.stdin
-        paths = [Path(line.strip()) for line in stream if line.strip()]
-        return [(p, Path(p.name)) for p in paths]
+        for line in stdin if stdin is not None else sys.stdin:
+            if line.strip():
+                path = Path(line.strip())
+                yield path, Path(path.name)
+        return
     root = Path(source)
-    if root.is_dir():
-        found = [
-            p
-            for p in root.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in suffixes
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        ]
-        return [(p, p.relative_to(root)) for p in sorted(found)]
-    return [(root, Path(root.name))]
+    if not root.is_dir():
+        yield root, Path(root.name)
+        return
+    yield from _walk(root, root, suffixes, skip.resolve() if skip is not None else None)
+
+
+def _walk(folder: Path, root: Path, suffixes: tuple[str, ...], skip: Path | None) -> Iterator[tuple[Path, Path]]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:  # an unreadable sub-folder is skipped, as Path.rglob does
+        return
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            if skip is None or Path(e.path).resolve() != skip:
+                yield from _walk(Path(e.path), root, suffixes, skip)
+        elif e.is_file() and os.path.splitext(e.name)[1].lower() in suffixes:
+            path = Path(e.path)
+            yield path, path.relative_to(root)

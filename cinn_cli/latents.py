@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .storage import ModelFileError, atomic_write_bytes, read_header
+from .storage import ModelFileError, atomic_write_bytes, canonical_safetensors, read_header
 
 LATENT_FORMAT = "cinn-latent"
 LATENT_FORMAT_VERSION = "1"
@@ -38,8 +38,15 @@ class LatentFileError(ModelFileError):
 def derive_seed(seed: int, key: str, index: int) -> int:
     """The seed of one output, from the run's ``--seed``, the output's key (a relative path or
     a name like ``7-0001``) and the sample index: independent of batch size, order and device."""
-    digest = hashlib.sha256(f"{seed}\0{key}\0{index}".encode()).digest()
+    # surrogateescape: a file name that is not UTF-8 (bytes from an old Latin-1 disk) is still a key
+    digest = hashlib.sha256(f"{seed}\0{key}\0{index}".encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "little") >> 1  # fits an int64
+
+
+def text_name(name: str) -> str:
+    """A file name as UTF-8 text for metadata (PNG text, latent files): bytes of a name that is
+    not UTF-8 (an old Latin-1 disk) become ``\\xNN`` escapes instead of failing the write."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def draw_latent(shapes: list[tuple[int, ...]], seed: int, temperature: float) -> list[Tensor]:
@@ -80,12 +87,12 @@ def save_latent(path: str | os.PathLike, latent: Latent) -> None:
         "model_sha256": latent.model_sha256,
         **latent.extra,
     }
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)))
 
 
 def load_latent(path: str | os.PathLike) -> Latent:
     """Read and check a latent file; raises ``LatentFileError`` with a one-sentence reason."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     try:
         metadata, names = read_header(path)
@@ -98,7 +105,7 @@ def load_latent(path: str | os.PathLike) -> Latent:
     levels = sorted(names, key=lambda k: int(k[1:]) if k[1:].isdigit() else -1)
     if not levels or any(k != f"z{i}" for i, k in enumerate(levels)):
         raise LatentFileError(f"{path}: the latent levels are not named z0, z1, ...")
-    tensors = load_file(str(path))
+    tensors = load(Path(path).read_bytes())  # not load_file: it refuses paths that are not UTF-8
     try:
         condition = json.loads(metadata.get("condition", "{}"))
     except json.JSONDecodeError:

@@ -12,11 +12,20 @@ the output keeps that gray's Lab lightness exactly.
 from __future__ import annotations
 
 import io
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+# PIL only warns about images between MAX_PIXELS and twice that (and raises above); _check_size
+# refuses them all with a reason, so the warning would be noise on stderr. (A process-wide filter:
+# catch_warnings() is not thread-safe, and images are decoded in worker threads.)
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's default, 89.5 M: a 12,000 x 7,450 photo still fits
 
 
 class PhotoError(ValueError):
@@ -24,28 +33,45 @@ class PhotoError(ValueError):
 
 
 def open_image(path: Path):
-    """Open, fully decode and apply the EXIF orientation; raises ``PhotoError``."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Open, fully decode and apply the EXIF orientation; raises ``PhotoError``.
 
+    Images above ``MAX_PIXELS`` are refused from their header, before any pixel is decoded: a
+    small file can declare a huge size (a decompression bomb) and would take gigabytes.
+    """
     try:
+        if os.stat(path).st_size == 0:
+            raise PhotoError("is empty (0 bytes)")
         with Image.open(path) as im:
+            _check_size(*im.size)
             im.load()
             return ImageOps.exif_transpose(im)
+    except PhotoError:
+        raise
     except FileNotFoundError:
         raise PhotoError("no such file") from None
     except IsADirectoryError:
         raise PhotoError("is a folder, not an image") from None
+    except PermissionError:
+        raise PhotoError("cannot be read (permission denied)") from None
+    except Image.DecompressionBombError:
+        raise PhotoError(f"declares more than {MAX_PIXELS:,} pixels (a decompression bomb?); refused") from None
     except UnidentifiedImageError:
         raise PhotoError("is not an image this tool can read") from None
-    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data
+    except Exception as e:  # truncated or corrupt data: PIL's decoders raise many types
         raise PhotoError(f"cannot be decoded ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise PhotoError(
+            f"is {width}x{height} = {width * height:,} pixels, above the limit of {MAX_PIXELS:,} "
+            "(a decompression bomb?); refused"
+        )
 
 
 def read_rgb(path: Path, max_short: int | None = None):
     """``(H, W, 3)`` uint8 RGB, downscaled (antialiased) so the short side is at most
     ``max_short``. Alpha is dropped (composited on nothing: training wants the photo's colours)."""
-    from PIL import Image
-
     im = open_image(path).convert("RGB")
     short = min(im.size)
     if max_short is not None and short > max_short:
@@ -63,21 +89,22 @@ def read_gray(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """
     im = open_image(path)
     alpha = None
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        alpha = np.asarray(im.convert("RGBA"))[..., 3].copy()
-    if im.mode.startswith("I;16") or im.mode == "I":
-        gray = np.asarray(im, dtype=np.float32) / 65535.0
-    elif im.mode == "F":
-        gray = np.asarray(im, dtype=np.float32)
-    else:
-        gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    try:
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            alpha = np.asarray(im.convert("RGBA"))[..., 3].copy()
+        if im.mode.startswith("I;16") or im.mode == "I":
+            gray = np.asarray(im, dtype=np.float32) / 65535.0
+        elif im.mode == "F":
+            gray = np.asarray(im, dtype=np.float32)
+        else:
+            gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    except (ValueError, TypeError, OSError) as e:  # a mode PIL cannot convert
+        raise PhotoError(f"has pixel mode {im.mode}, which cannot be converted to gray ({e})") from None
     return np.clip(gray, 0.0, 1.0), alpha
 
 
 def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
     """``(H, W, 3)`` uint8 -> ``(size, size, 3)``: short side resized to ``size``, then the centre."""
-    from PIL import Image
-
     h, w = rgb.shape[:2]
     scale = size / min(h, w)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
@@ -89,8 +116,6 @@ def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
 def encode_image(pixels: np.ndarray, fmt: str, text: dict[str, str] | None = None) -> bytes:
     """``(H, W, 3|4)`` uint8 -> file bytes. PNG carries ``text`` as iTXt chunks; JPEG (quality 95,
     no alpha: it is dropped) and WebP (quality 95) carry none."""
-    from PIL import Image, PngImagePlugin
-
     im = Image.fromarray(pixels)
     buf = io.BytesIO()
     if fmt == "png":

@@ -53,17 +53,18 @@ class RunReport:
         if self.json_lines:
             emit_json({**summary, "failures": [{"path": p, "reason": r} for p, r in self.failures]})
         from rich.console import Console
+        from rich.markup import escape
 
         console = Console(stderr=True, highlight=False, soft_wrap=True)
-        for path, reason in self.failures:
-            console.print(f"[red]failed[/red] {path}: {reason}")
+        for path, reason in self.failures:  # escaped: "[bold]" or "x[/red]y" in a path is text, not markup
+            console.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}")
         parts = [
             f"{self.written} written",
             f"{self.skipped} skipped (already there)",
             f"{len(self.failures)} failed",
         ]
         extra = ", ".join(f"{k} {v}" for k, v in self.extra.items())
-        console.print(f"cinn {self.command}: " + ", ".join(parts) + (f"; {extra}" if extra else ""))
+        console.print(escape(f"cinn {self.command}: " + ", ".join(parts) + (f"; {extra}" if extra else "")))
         return self.exit_code
 
 

@@ -83,6 +83,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its metadata keys sorted.
+
+    safetensors serializes the metadata from a hash map, so the same tensors and metadata give
+    different bytes from one call to the next; sorting makes equal contents equal files (what
+    ``--seed`` promises). Tensor entries and data are unchanged; the header is re-padded with
+    spaces to a multiple of 8 bytes, as the format asks.
+    """
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -137,3 +137,23 @@ def test_a_model_of_another_task_is_refused(tiny_file):
     with pytest.raises(ModelFileError, match="a 'mnist' model, but this command needs a 'colorize' model"):
         load_model(path, task="colorize")
     assert load_model(path, task="mnist")[1].task == "mnist"
+
+
+def test_canonical_safetensors_gives_equal_bytes_for_equal_contents(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load, save
+
+    from cinn_cli.storage import canonical_safetensors
+
+    tensors = {"z0": torch.arange(3.0), "z1": torch.ones(2, 2)}
+    metadata = {f"key{i}": f"välue {i}" for i in range(12)}
+    files = {canonical_safetensors(save(tensors, metadata=dict(reversed(metadata.items())))) for _ in range(5)}
+    files.add(canonical_safetensors(save(tensors, metadata=metadata)))
+    assert len(files) == 1  # raw save() output differs with the metadata order; canonical does not
+    data = files.pop()
+    assert int.from_bytes(data[:8], "little") % 8 == 0
+    assert all(torch.equal(a, tensors[k]) for k, a in load(data).items())
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(data)
+    with safe_open(str(path), "pt") as f:
+        assert f.metadata() == metadata

@@ -8,6 +8,9 @@ lightness, so colour edges follow the photo's edges; the output's L is the input
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +19,20 @@ from torch import Tensor
 
 from ..color import gray_to_lightness, guided_upsample, lab_to_rgb, resize
 from ..images import discover, grid
-from ..latents import Latent, derive_seed, draw_latent, save_latent
+from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
 from ..report import RunReport
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
+from ..stream import Pool, default_workers, progress_bar, select
 from .sample import provenance_text
 
 NO_SHIPPED_MODEL = (
     "no shipped colorization model yet; train one with cinn train colorize --data DIR --out FILE or pass --weights FILE"
 )
 GRID_TILE = 256  # long side of each tile in a contact sheet
+# The working size keeps the aspect ratio at a fixed short side, so a 1x4000 strip would run the
+# model at 64x256000 (minutes, gigabytes); such inputs are refused. Panoramas (10:1) pass.
+MAX_ASPECT = 32
 
 
 def load_colorize_model(weights: str | None, device: torch.device):
@@ -57,6 +64,17 @@ def to_pixels(rgb: Tensor, alpha: np.ndarray | None) -> np.ndarray:
     return px if alpha is None else np.concatenate([px, alpha[..., None]], axis=2)
 
 
+@dataclass
+class _Plan:
+    """One input photo and the outputs it still needs (decided before it is decoded)."""
+
+    path: Path
+    rel: Path
+    targets: dict[int, tuple[Path, Path | None]]  # k -> (image, latent or None)
+    todo: list[int]
+    grid_path: Path | None  # the contact sheet to write, if any
+
+
 def colorize_photos(
     *,
     weights: str | None,
@@ -72,9 +90,37 @@ def colorize_photos(
     device: torch.device,
     batch_size: int,
     report: RunReport,
+    workers: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> None:
+    """Colorize every input of ``source`` (see ``discover``) into ``out``.
+
+    Photos are decoded ``workers`` threads ahead and outputs encoded and written by the same
+    threads behind, while the model runs here; ``shard`` ``(i, N)`` keeps the inputs whose
+    relative path hashes to ``i`` (see ``in_shard``). One bad input never stops the run.
+    """
     model, info = load_colorize_model(weights, device)
-    for path, rel in discover(source):
+    plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report)
+    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+        for plan, decoded in pool.read_ahead(plans, _decode):
+            bar.update()
+            if isinstance(decoded, Exception):
+                if not isinstance(decoded, PhotoError):
+                    raise decoded  # a bug, not a bad input: read_gray turns those into PhotoError
+                report.fail(str(plan.path), str(decoded))
+                continue
+            try:
+                job = _Job(model, info, plan, *decoded, seed, temperature, fmt)
+                job.run(batch_size, pool, report)
+            except torch.OutOfMemoryError:
+                report.fail(str(plan.path), f"out of memory even one sample at a time on {device}")
+            except ValueError as e:  # a size the model refuses (check_size): this input fails, the run goes on
+                report.fail(str(plan.path), str(e))
+
+
+def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport) -> Iterator[_Plan]:
+    """The inputs of this shard that need work, lazily; outputs already there are reported skipped."""
+    for path, rel in select(discover(source, skip=out), shard, report):
         base = out / rel.parent
         targets = {
             k: (base / f"{rel.stem}-{k}.{fmt}", base / f"{rel.stem}-{k}.safetensors" if latents else None)
@@ -83,50 +129,52 @@ def colorize_photos(
         todo = [k for k, (img, lat) in targets.items() if overwrite or not img.exists() or (lat and not lat.exists())]
         for k in sorted(set(targets) - set(todo)):
             report.skip(str(targets[k][0]))
-        grid_path = base / f"{rel.stem}-grid.{fmt}"
-        if not todo and (not make_grid or grid_path.exists()):
-            continue
-        try:
-            gray, alpha = read_gray(path)
-            job = _Job(model, info, rel, gray, alpha, targets, seed, temperature, fmt)
-            pixels = job.run(todo, batch_size, report, path)
-            if make_grid:
-                _write_grid(grid_path, gray, targets, pixels, fmt, job.provenance)
-        except (PhotoError, ValueError, OSError) as e:  # one bad input never stops the run
-            reason = str(e) if isinstance(e, PhotoError) else f"{type(e).__name__}: {e}"
-            report.fail(str(path), reason)
+        grid_path = base / f"{rel.stem}-grid.{fmt}" if make_grid else None
+        if todo or (grid_path is not None and (overwrite or not grid_path.exists())):
+            yield _Plan(path, rel, targets, todo, grid_path)
+
+
+def _decode(plan: _Plan) -> tuple[np.ndarray, np.ndarray | None, Tensor, str]:
+    """In a worker thread: ``(gray, alpha, L (1, 1, H, W) on the CPU, SHA-256 of the 8-bit gray)``."""
+    gray, alpha = read_gray(plan.path)
+    h, w = gray.shape
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise PhotoError(f"is {w}x{h}: an aspect ratio above {MAX_ASPECT}:1 is not supported")
+    L = gray_to_lightness(torch.from_numpy(gray))[None, None]
+    # uint8 gray, not float L: the same photo hashes the same on every machine
+    gray_sha256 = hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
+    return gray, alpha, L, gray_sha256
 
 
 class _Job:
-    """One input photo: its lightness, working size, latent shapes and provenance."""
+    """One decoded photo: its lightness, working size, latent shapes and provenance."""
 
-    def __init__(self, model, info, rel: Path, gray: np.ndarray, alpha, targets, seed, temperature, fmt):
-        self.model, self.info, self.targets = model, info, targets
+    def __init__(self, model, info, plan: _Plan, gray, alpha, L: Tensor, gray_sha256: str, seed, temperature, fmt):
+        self.model, self.info, self.plan = model, info, plan
         self.gray, self.alpha, self.seed, self.temperature, self.fmt = gray, alpha, seed, temperature, fmt
-        device = next(model.parameters()).device
-        self.L = gray_to_lightness(torch.from_numpy(gray).to(device))[None, None]  # (1, 1, H, W)
+        self.L = L.to(next(model.parameters()).device)
         self.size = model.working_size(*gray.shape)
         self.shapes = model.latent_shapes(*self.size)
-        self.key = rel.as_posix()
-        # uint8 gray, not float L: the same photo hashes the same on every device
-        self.gray_sha256 = hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
+        self.key = plan.rel.as_posix()
+        self.gray_sha256 = gray_sha256
         self.provenance = {
             **provenance_text(info.sha256),
             "cinn:temperature": repr(temperature),
-            "cinn:source": self.key,
+            "cinn:source": text_name(self.key),
         }
 
-    def run(self, todo: list[int], batch_size: int, report: RunReport, path: Path) -> dict[int, np.ndarray]:
-        """Write the outputs (and latents) of samples ``todo``; returns their pixels by index."""
-        device = self.L.device
-        pixels, start = {}, 0
+    def run(self, batch_size: int, pool: Pool, report: RunReport) -> None:
+        """Colorize samples ``plan.todo`` here and hand their encoding and writing to ``pool``."""
+        device, todo = self.L.device, self.plan.todo
+        rgbs: dict[int, Tensor] = {}  # kept for the contact sheet only
+        start = 0
         while start < len(todo):
             chunk = todo[start : start + batch_size]
             seeds = [derive_seed(self.seed, self.key, k) for k in chunk]
             zs_each = [draw_latent(self.shapes, s, self.temperature) for s in seeds]
             zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(self.shapes))]
             try:
-                rgb = colorize_lightness(self.model, self.L, zs)
+                rgb = colorize_lightness(self.model, self.L, zs).cpu()
             except torch.OutOfMemoryError:  # halve the batch and go on (outputs do not depend on it)
                 if batch_size == 1:
                     raise
@@ -136,14 +184,33 @@ class _Job:
                 continue
             start += len(chunk)
             for k, s, z, img in zip(chunk, seeds, zs_each, rgb, strict=True):
-                image_path, latent_path = self.targets[k]
-                pixels[k] = to_pixels(img, self.alpha)
-                text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(s)}
-                atomic_write_bytes(image_path, encode_image(pixels[k], self.fmt, text))
-                if latent_path is not None:
-                    save_latent(latent_path, self._latent(z, s))
-                report.wrote(str(image_path), source=str(path), index=k, seed=s)
-        return pixels
+                if self.plan.grid_path is not None:
+                    rgbs[k] = img
+                pool.write(partial(self._write, k, s, z, img), partial(self._done, report, k, s))
+        if self.plan.grid_path is not None:
+            grid_job = partial(_write_grid, self.plan.grid_path, self.gray, self.plan.targets, rgbs, self.fmt)
+            pool.write(partial(grid_job, self.provenance), partial(self._done, report, None, None))
+
+    def _write(self, k: int, seed: int, z: list[Tensor], rgb: Tensor) -> None:
+        """In a worker thread: encode output ``k`` and write it and its latent, each atomically."""
+        image_path, latent_path = self.plan.targets[k]
+        text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed)}
+        atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
+        if latent_path is not None:
+            save_latent(latent_path, self._latent(z, seed))
+
+    def _done(self, report: RunReport, k: int | None, seed: int | None, error: BaseException | None) -> None:
+        """Back on the main thread: report output ``k`` (``None``: the contact sheet) as written or failed."""
+        target = self.plan.targets[k][0] if k is not None else self.plan.grid_path
+        if error is None:
+            if k is not None:
+                report.wrote(str(target), source=str(self.plan.path), index=k, seed=seed)
+        elif isinstance(error, OSError):
+            report.fail(str(self.plan.path), f"cannot write {target} ({error.strerror or error})")
+        elif isinstance(error, ValueError):  # e.g. a file name that cannot go into PNG text
+            report.fail(str(self.plan.path), f"cannot write {target} ({error})")
+        else:
+            raise error
 
     def _latent(self, zs: list[Tensor], seed: int) -> Latent:
         h, w = self.gray.shape
@@ -159,7 +226,7 @@ class _Job:
         )
 
 
-def _write_grid(path: Path, gray: np.ndarray, targets, pixels: dict, fmt: str, provenance: dict) -> None:
+def _write_grid(path: Path, gray: np.ndarray, targets, rgbs: dict[int, Tensor], fmt: str, provenance: dict) -> None:
     """Contact sheet: the gray input, then every colouring (outputs skipped this run are read back)."""
     from PIL import Image
 
@@ -173,8 +240,8 @@ def _write_grid(path: Path, gray: np.ndarray, targets, pixels: dict, fmt: str, p
     g8 = (gray * 255).round().astype(np.uint8)
     tiles = [tile(np.stack([g8] * 3, axis=-1))]
     for k in sorted(targets):
-        if k in pixels:
-            tiles.append(tile(pixels[k]))
+        if k in rgbs:
+            tiles.append(tile(to_pixels(rgbs[k], None)))
         else:
             with Image.open(targets[k][0]) as im:
                 tiles.append(tile(np.asarray(im.convert("RGB"))))

@@ -27,6 +27,7 @@ from ..latents import Latent, LatentFileError, derive_seed, draw_latent, load_la
 from ..photos import PhotoError, encode_image, read_gray, read_rgb
 from ..report import RunReport
 from ..storage import atomic_write_bytes
+from ..stream import Pool, default_workers, progress_bar, select
 from .colorize import colorize_lightness, load_colorize_model, to_pixels
 from .sample import provenance_text
 
@@ -69,54 +70,71 @@ def encode_photos(
     overwrite: bool,
     device: torch.device,
     report: RunReport,
+    workers: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> None:
-    """Every colour photo under ``source`` -> ``OUT/<rel dir>/<stem>.safetensors``."""
+    """Every colour photo under ``source`` -> ``OUT/<rel dir>/<stem>.safetensors`` (photos decoded
+    ahead by ``workers`` threads; ``shard`` as in ``colorize_photos``)."""
     model, info = load_colorize_model(str(weights), device)
-    for path, rel in discover(source):
-        target = out / rel.with_suffix(".safetensors")
-        if target.exists() and not overwrite:
-            report.skip(str(target))
-            continue
-        try:
-            gray, _ = read_gray(path)
-            rgb = read_rgb(path)
-        except PhotoError as e:
-            report.fail(str(path), str(e))
-            continue
-        with torch.no_grad():
-            _, L_work = working_lightness(model, gray, device)
-            ab = photo_ab(model, rgb, L_work)
-            zs, logdet = model(ab, L_work)
-            sq = sum(z.pow(2).flatten(1).sum(1) for z in zs)
-            log_prob = -0.5 * sq - 0.5 * ab[0].numel() * math.log(2 * math.pi) + logdet
-            bpd = float(ab_bits_per_dim(log_prob, ab[0].numel()))
-            err = None
-            if verify:
-                back = model.inverse(zs, L_work)
-                diff = rgb_at_colour_grid(L_work, back) - rgb_at_colour_grid(L_work, ab)
-                err = float(diff.abs().max()) * 255.0
-        if err is not None and not err <= VERIFY_LIMIT_RGB:
-            report.fail(str(path), f"round trip error {err:.3g}/255 in RGB exceeds {VERIFY_LIMIT_RGB:g}/255")
-            continue
-        h, w = gray.shape
-        size = L_work.shape[-2:]
-        latent = Latent(
-            zs=[z[0] for z in zs],
-            task="colorize",
-            condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
-            image_size=f"{w}x{h}",
-            model_sha256=info.sha256,
-            extra={"working_size": f"{size[1]}x{size[0]}", "source": path.name, "bits_per_dim": f"{bpd:.4f}"},
-        )
-        try:
-            save_latent(target, latent)
-        except OSError as e:
-            report.fail(str(path), f"cannot write {target} ({e.strerror})")
-            continue
-        fields = {"source": str(path), "bits_per_dim": round(bpd, 4)}
-        if err is not None:
-            fields["roundtrip_error_8bit"] = round(err, 6)
-        report.wrote(str(target), **fields)
+
+    def todo():
+        for path, rel in select(discover(source, skip=out), shard, report):
+            target = out / rel.with_suffix(".safetensors")
+            if target.exists() and not overwrite:
+                report.skip(str(target))
+            else:
+                yield path, rel, target
+
+    def read(item) -> tuple[np.ndarray, np.ndarray]:
+        return read_gray(item[0])[0], read_rgb(item[0])
+
+    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+        for (path, rel, target), decoded in pool.read_ahead(todo(), read):
+            bar.update()
+            if isinstance(decoded, PhotoError):
+                report.fail(str(path), str(decoded))
+                continue
+            if isinstance(decoded, Exception):
+                raise decoded  # a bug: the readers turn bad inputs into PhotoError
+            _encode_one(model, info, path, rel, target, *decoded, verify, device, report)
+
+
+def _encode_one(model, info, path: Path, rel: Path, target: Path, gray, rgb, verify: bool, device, report) -> None:
+    """Encode one decoded photo and write its latent (or report why not)."""
+    with torch.no_grad():
+        _, L_work = working_lightness(model, gray, device)
+        ab = photo_ab(model, rgb, L_work)
+        zs, logdet = model(ab, L_work)
+        sq = sum(z.pow(2).flatten(1).sum(1) for z in zs)
+        log_prob = -0.5 * sq - 0.5 * ab[0].numel() * math.log(2 * math.pi) + logdet
+        bpd = float(ab_bits_per_dim(log_prob, ab[0].numel()))
+        err = None
+        if verify:
+            back = model.inverse(zs, L_work)
+            diff = rgb_at_colour_grid(L_work, back) - rgb_at_colour_grid(L_work, ab)
+            err = float(diff.abs().max()) * 255.0
+    if err is not None and not err <= VERIFY_LIMIT_RGB:
+        report.fail(str(path), f"round trip error {err:.3g}/255 in RGB exceeds {VERIFY_LIMIT_RGB:g}/255")
+        return
+    h, w = gray.shape
+    size = L_work.shape[-2:]
+    latent = Latent(
+        zs=[z[0] for z in zs],
+        task="colorize",
+        condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
+        image_size=f"{w}x{h}",
+        model_sha256=info.sha256,
+        extra={"working_size": f"{size[1]}x{size[0]}", "source": path.name, "bits_per_dim": f"{bpd:.4f}"},
+    )
+    try:
+        save_latent(target, latent)
+    except OSError as e:
+        report.fail(str(path), f"cannot write {target} ({e.strerror})")
+        return
+    fields = {"source": str(path), "bits_per_dim": round(bpd, 4)}
+    if err is not None:
+        fields["roundtrip_error_8bit"] = round(err, 6)
+    report.wrote(str(target), **fields)
 
 
 # --------------------------------------------------------------------------- decode / transfer
@@ -188,6 +206,8 @@ def colorize_from_latents(
     overwrite: bool,
     device: torch.device,
     report: RunReport,
+    workers: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> None:
     """Decode every stored latent under every photo's lightness:
     ``OUT/<rel dir>/<stem>-from-<latent stem>.<fmt>``, at the photo's full size."""
@@ -195,58 +215,87 @@ def colorize_from_latents(
     mix = parse_levels(levels, len(model.latent_shapes(*model.working_size(512, 512))))
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
-    for path, rel in discover(source):
-        try:
-            gray, alpha = read_gray(path)
-        except PhotoError as e:
-            report.fail(str(path), str(e))
+    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+        for (path, rel), decoded in pool.read_ahead(select(discover(source, skip=out), shard, report), _read_gray):
+            bar.update()
+            if isinstance(decoded, PhotoError):
+                report.fail(str(path), str(decoded))
+            elif isinstance(decoded, Exception):
+                raise decoded  # a bug: read_gray turns bad inputs into PhotoError
+            else:
+                _decode_under(
+                    model,
+                    info,
+                    path,
+                    rel,
+                    *decoded,
+                    stored,
+                    mix,
+                    out,
+                    temperature,
+                    seed,
+                    fmt,
+                    latents,
+                    overwrite,
+                    device,
+                    report,
+                )
+
+
+def _read_gray(item: tuple[Path, Path]):
+    return read_gray(item[0])
+
+
+def _decode_under(
+    model, info, path, rel, gray, alpha, stored, mix, out, temperature, seed, fmt, latents, overwrite, device, report
+) -> None:
+    """Every stored latent under one photo's lightness (see ``colorize_from_latents``)."""
+    L, L_work = working_lightness(model, gray, device)
+    shapes = model.latent_shapes(*L_work.shape[-2:])
+    for latent_path, latent in stored:
+        stem = f"{rel.stem}-from-{latent_path.stem}"
+        target = out / rel.parent / f"{stem}.{fmt}"
+        latent_target = target.with_suffix(".safetensors") if latents else None
+        if not overwrite and target.exists() and (latent_target is None or latent_target.exists()):
+            report.skip(str(target))
             continue
-        L, L_work = working_lightness(model, gray, device)
-        shapes = model.latent_shapes(*L_work.shape[-2:])
-        for latent_path, latent in stored:
-            stem = f"{rel.stem}-from-{latent_path.stem}"
-            target = out / rel.parent / f"{stem}.{fmt}"
-            latent_target = target.with_suffix(".safetensors") if latents else None
-            if not overwrite and target.exists() and (latent_target is None or latent_target.exists()):
-                report.skip(str(target))
-                continue
-            try:
-                file_zs = fit_latent(latent, latent_path, shapes, info.sha256)
-            except LatentFileError as e:
-                report.fail(str(latent_path), str(e).removeprefix(f"{latent_path}: "))
-                continue
-            s = derive_seed(seed, f"{rel.as_posix()}\0{latent_path.name}", 1)
-            zs = mix_levels(file_zs, draw_latent(shapes, s, temperature), mix)
-            rgb = colorize_lightness(model, L, [z[None].to(device) for z in zs])[0]
-            text = {
-                **provenance_text(info.sha256),
-                "cinn:source": rel.as_posix(),
-                "cinn:latent": latent_path.name,
-                "cinn:transfer_levels": ",".join(f"{w:g}" for w in mix),
-                "cinn:seed": str(s),
-                "cinn:temperature": repr(temperature),
-            }
-            try:
-                atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
-                if latent_target is not None:
-                    h, w = gray.shape
-                    save_latent(
-                        latent_target,
-                        Latent(
-                            zs=zs,
-                            task="colorize",
-                            condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
-                            image_size=f"{w}x{h}",
-                            model_sha256=info.sha256,
-                            seed=s,
-                            temperature=temperature,
-                            extra={"from_latent": latent_path.name, "transfer_levels": text["cinn:transfer_levels"]},
-                        ),
-                    )
-            except OSError as e:
-                report.fail(str(path), f"cannot write {target} ({e.strerror or e})")
-                continue
-            report.wrote(str(target), source=str(path), latent=str(latent_path))
+        try:
+            file_zs = fit_latent(latent, latent_path, shapes, info.sha256)
+        except LatentFileError as e:
+            report.fail(str(latent_path), str(e).removeprefix(f"{latent_path}: "))
+            continue
+        s = derive_seed(seed, f"{rel.as_posix()}\0{latent_path.name}", 1)
+        zs = mix_levels(file_zs, draw_latent(shapes, s, temperature), mix)
+        rgb = colorize_lightness(model, L, [z[None].to(device) for z in zs])[0]
+        text = {
+            **provenance_text(info.sha256),
+            "cinn:source": rel.as_posix(),
+            "cinn:latent": latent_path.name,
+            "cinn:transfer_levels": ",".join(f"{w:g}" for w in mix),
+            "cinn:seed": str(s),
+            "cinn:temperature": repr(temperature),
+        }
+        try:
+            atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
+            if latent_target is not None:
+                h, w = gray.shape
+                save_latent(
+                    latent_target,
+                    Latent(
+                        zs=zs,
+                        task="colorize",
+                        condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
+                        image_size=f"{w}x{h}",
+                        model_sha256=info.sha256,
+                        seed=s,
+                        temperature=temperature,
+                        extra={"from_latent": latent_path.name, "transfer_levels": text["cinn:transfer_levels"]},
+                    ),
+                )
+        except OSError as e:
+            report.fail(str(path), f"cannot write {target} ({e.strerror or e})")
+            continue
+        report.wrote(str(target), source=str(path), latent=str(latent_path))
 
 
 def load_or_fail(path: Path, report: RunReport) -> Latent | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,10 @@ import torch
 
 from ..core.model import bits_per_dim
 from ..images import discover
-from ..latents import Latent, save_latent
+from ..latents import Latent, save_latent, text_name
+from ..photos import PhotoError, open_image
 from ..report import RunReport
+from ..stream import Pool, default_workers, progress_bar, select
 from .sample import load_mnist_model
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
@@ -22,18 +25,13 @@ class InputError(ValueError):
 
 def read_digit_image(path: Path) -> np.ndarray:
     """A 28x28 grayscale digit (white on black, as MNIST) -> uint8 ``(28, 28)``."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.size != (28, 28):
-                raise InputError(f"is {im.size[0]}x{im.size[1]}, the MNIST model encodes 28x28 images only")
-            return np.asarray(im.convert("L"))
-    except UnidentifiedImageError:
-        raise InputError("is not an image this tool can read") from None
-    except OSError as e:
-        raise InputError(f"cannot be read ({e.strerror or e})") from None
+        im = open_image(path)  # the photo checks: empty, unreadable, corrupt, decompression bomb
+    except PhotoError as e:
+        raise InputError(str(e)) from None
+    if im.size != (28, 28):
+        raise InputError(f"is {im.size[0]}x{im.size[1]}, the MNIST model encodes 28x28 images only")
+    return np.asarray(im.convert("L"))
 
 
 def label_for(path: Path, digit: int | None) -> int:
@@ -57,32 +55,45 @@ def encode_digits(
     device: torch.device,
     batch_size: int,
     report: RunReport,
+    workers: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> None:
+    """Encode every input of ``source`` into ``out``: images decoded and latents written by
+    ``workers`` threads while the model runs here; ``shard`` as in ``colorize_photos``."""
     model, info = load_mnist_model(weights, device, exact=True)
-    items = discover(source)
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 
-    def flush() -> None:
-        if pending:
-            _encode_batch(model, info.sha256, pending, verify, device, report)
-            pending.clear()
+    def todo():
+        for path, rel in select(discover(source, skip=out), shard, report):
+            target = out / rel.with_suffix(".safetensors")
+            if target.exists() and not overwrite:
+                report.skip(str(target))
+            else:
+                yield path, target
 
-    for path, rel in items:
-        target = out / rel.with_suffix(".safetensors")
-        if target.exists() and not overwrite:
-            report.skip(str(target))
-            continue
-        try:
-            pending.append((path, target, read_digit_image(path), label_for(path, digit)))
-        except InputError as e:
-            report.fail(str(path), str(e))
-        if len(pending) >= batch_size:
-            flush()
-    flush()
+    def read(item: tuple[Path, Path]) -> tuple[np.ndarray, int]:
+        return read_digit_image(item[0]), label_for(item[0], digit)
+
+    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+        for (path, target), decoded in pool.read_ahead(todo(), read):
+            bar.update()
+            if isinstance(decoded, InputError):
+                report.fail(str(path), str(decoded))
+            elif isinstance(decoded, Exception):
+                raise decoded  # a bug: read_digit_image turns bad inputs into InputError
+            else:
+                pending.append((path, target, *decoded))
+            if len(pending) >= batch_size:
+                _encode_batch(model, info.sha256, pending, verify, device, report, pool)
+                pending.clear()
+        if pending:
+            _encode_batch(model, info.sha256, pending, verify, device, report, pool)
 
 
 @torch.no_grad()
-def _encode_batch(model, model_sha256: str, batch, verify: bool, device: torch.device, report: RunReport) -> None:
+def _encode_batch(
+    model, model_sha256: str, batch, verify: bool, device: torch.device, report: RunReport, pool: Pool
+) -> None:
     dtype = next(model.parameters()).dtype
     pixels = torch.from_numpy(np.stack([b[2] for b in batch])).to(dtype)
     # Bin centres: the deterministic dequantization, so floor(256 y) gives the pixels back.
@@ -95,6 +106,7 @@ def _encode_batch(model, model_sha256: str, batch, verify: bool, device: torch.d
     if verify:
         back = model.inverse(zs, labels)
         errors = ((back - y).abs().flatten(1).amax(1) * 255.0).cpu()
+    zs = [z.cpu() for z in zs]  # written by worker threads, which should not touch the device
     for i, (path, target, _, label) in enumerate(batch):
         err = None if errors is None else float(errors[i])
         if err is not None and not err <= VERIFY_LIMIT:
@@ -106,14 +118,21 @@ def _encode_batch(model, model_sha256: str, batch, verify: bool, device: torch.d
             condition={"digit": label},
             image_size="28x28",
             model_sha256=model_sha256,
-            extra={"source": str(path.name), "bits_per_dim": f"{float(bpd[i]):.4f}"},
+            extra={"source": text_name(path.name), "bits_per_dim": f"{float(bpd[i]):.4f}"},
         )
-        try:
-            save_latent(target, latent)
-        except OSError as e:
-            report.fail(str(path), f"cannot write {target} ({e.strerror})")
-            continue
         fields = {"source": str(path), "digit": label, "bits_per_dim": round(float(bpd[i]), 4)}
         if err is not None:
             fields["roundtrip_error_8bit"] = round(err, 6)
+        pool.write(partial(save_latent, target, latent), partial(_done, report, path, target, fields))
+
+
+def _done(report: RunReport, path: Path, target: Path, fields: dict, error: BaseException | None) -> None:
+    """Back on the main thread: report one latent file as written or failed."""
+    if error is None:
         report.wrote(str(target), **fields)
+    elif isinstance(error, OSError):
+        report.fail(str(path), f"cannot write {target} ({error.strerror or error})")
+    elif isinstance(error, ValueError):  # metadata safetensors refuses: this input fails, the run goes on
+        report.fail(str(path), f"cannot write {target} ({error})")
+    else:
+        raise error

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..images import MACHINE_GENERATED, grid, quantize, write_png
-from ..latents import Latent, derive_seed, draw_latent, save_latent
+from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..report import RunReport
 from ..storage import load_model, package_version
 
@@ -181,7 +181,7 @@ def decode_latents(
                 pixels = quantize(decoder.inverse(zs, labels)[:, 0])
             for (d, target), px in zip(todo, pixels, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                write_png(target, px, {**provenance, "cinn:digit": str(d), "cinn:latent": path.name})
+                write_png(target, px, {**provenance, "cinn:digit": str(d), "cinn:latent": text_name(path.name)})
                 report.wrote(str(target), latent=str(path), digit=d)
 
 

@@ -1,0 +1,155 @@
+"""Streaming for the batch commands: decode ahead and write behind in worker threads, shards.
+
+    with Pool(workers) as pool:
+        for item, decoded in pool.read_ahead(items, decode):   # in order; decoded may be an exception
+            ...                                                 # the model runs here, on the calling thread
+            pool.write(job, on_done)                            # on_done(None | exception), in order
+
+Threads, not processes: Pillow releases the GIL while it decodes and encodes, zlib while it
+compresses and torch while the model runs, so the three overlap without pickling images between
+processes. Memory stays bounded whatever the folder size: at most ``2 * workers`` decoded inputs
+wait ahead and ``2 * workers`` outputs wait to be written; the input iterator is pulled lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """Decode/encode threads: one per core up to 4 (beyond that the model, not I/O, is the limit)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"i/N"`` -> ``(i, N)`` with ``0 <= i < N``; raises ``ValueError`` with the reason."""
+    i, sep, n = spec.partition("/")
+    try:
+        index, count = int(i), int(n)
+    except ValueError:
+        raise ValueError(f"{spec!r} is not i/N (e.g. 0/4)") from None
+    if not sep or count < 1 or not 0 <= index < count:
+        raise ValueError(f"{spec!r}: need 0 <= i < N (e.g. 0/4 ... 3/4)")
+    return index, count
+
+
+def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
+    """Whether the input with relative path ``key`` belongs to ``shard`` ``(i, N)``.
+
+    A hash of the path, not the position in the listing: machines of a job array that see the
+    folder at different moments (files added, another sort order) still split it the same way.
+    """
+    if shard is None:
+        return True
+    index, count = shard
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "little") % count == index
+
+
+def select(items: Iterable[tuple[Path, Path]], shard: tuple[int, int] | None, report) -> Iterator[tuple[Path, Path]]:
+    """The ``(path, rel)`` inputs of ``shard`` whose outputs cannot collide with another's.
+
+    Outputs are named after the relative path without its suffix, so ``a.jpg`` and ``a.png`` in
+    one folder, or two ``IMG_0001.jpg`` from different folders on stdin (named by file name
+    only), would write the same files: the first (in input order) wins, each later one fails with
+    the reason (the same path listed twice is one input). Checked before the shard filter, so
+    every shard of a job array agrees. The names seen are kept (about 100 bytes per input; no
+    image is kept).
+    """
+    seen: dict[str, Path] = {}
+    for path, rel in items:
+        key = rel.with_suffix("").as_posix()
+        first = seen.setdefault(key, path)
+        if not in_shard(rel.as_posix(), shard):
+            continue
+        if first is not path:
+            if first == path:  # the same file listed twice: one input
+                continue
+            report.fail(str(path), f"its outputs ({key}-*) would overwrite those of {first}; rename one of them")
+            continue
+        yield path, rel
+
+
+def progress_bar(unit: str = "img"):
+    """A tqdm counter with the rate (images/s) on stderr, shown only when stderr is a terminal, so
+    cron mails, log files and ``2>file`` stay free of carriage-return noise."""
+    from tqdm import tqdm
+
+    return tqdm(unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+class Pool:
+    """A thread pool with a bounded read-ahead queue and a bounded write-behind queue.
+
+    Results come back on the calling thread and in submission order, so reports and ``--json``
+    lines are printed in a deterministic order whatever the number of workers.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = max(1, workers)
+        self.depth = 2 * self.workers
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cinn-io")
+        self._writes: deque[tuple[Future, Callable[[BaseException | None], None]]] = deque()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+        # On an error or an interrupt, queued jobs are dropped and running ones finish: each
+        # write is atomic, so nothing half-written is left either way.
+        self._executor.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+    def read_ahead(self, items: Iterable[T], fn: Callable[[T], R]) -> Iterator[tuple[T, R | Exception]]:
+        """``(item, fn(item))`` for each item, in order, with up to ``2 * workers`` computed ahead.
+
+        An exception raised by ``fn`` is returned in place of its value (the caller decides
+        whether it is a reported failure or a bug); ``items`` is pulled only as room frees up.
+        """
+        ahead: deque[tuple[T, Future]] = deque()
+        source = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(ahead) < self.depth:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                ahead.append((item, self._executor.submit(fn, item)))
+            if not ahead:
+                return
+            item, future = ahead.popleft()
+            try:
+                value = future.result()
+            except Exception as e:  # handed to the caller, see the docstring
+                value = e
+            yield item, value
+
+    def write(self, job: Callable[[], None], on_done: Callable[[BaseException | None], None]) -> None:
+        """Run ``job`` in a worker; ``on_done(None or its exception)`` runs later on this thread.
+
+        Blocks while ``2 * workers`` writes are pending, which bounds the memory they hold.
+        """
+        self._writes.append((self._executor.submit(job), on_done))
+        self._drain(block_above=self.depth)
+
+    def flush(self) -> None:
+        """Wait for every pending write and deliver its ``on_done``."""
+        self._drain(block_above=0)
+
+    def _drain(self, block_above: int) -> None:
+        while self._writes and (self._writes[0][0].done() or len(self._writes) > block_above):
+            future, on_done = self._writes.popleft()
+            on_done(future.exception())
