@@ -218,12 +218,13 @@ def info(file: Path, json_lines: bool) -> None:
 @click.option(
     "-t",
     "--temperature",
-    default=0.8,
+    default=0.6,
     show_default=True,
     type=click.FloatRange(0.0, 5.0),
     help="Scale of the latent noise z ~ N(0, T^2). Below 1 trades variety for cleaner, more "
-    "legible digits; 0.8 keeps nearly the full variety of handwriting while every sample stays "
-    "recognisable (see README: sample accuracy by temperature).",
+    "legible digits: at 0.6 the shipped model's samples are recognised as the requested digit "
+    "98.8 % of the time (every digit >= 96 %) with 3/4 of the test set's variety; 0.8 gives more "
+    "variety, 96 % legible (README: sample accuracy by temperature).",
 )
 @click.option("--seed", type=int, default=None, help="Run seed; same seed, same bytes. Default: a fresh one (printed).")
 @click.option("-o", "--out", default="samples", show_default=True, type=click.Path(file_okay=False, path_type=Path))
@@ -856,7 +857,7 @@ def eval_group() -> None:
     "temperatures",
     multiple=True,
     type=float,
-    default=(0.8,),
+    default=(0.6,),
     show_default=True,
     help="Sampling temperature; repeat for a sweep.",
 )

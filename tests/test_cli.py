@@ -133,7 +133,7 @@ def test_latent_file_decodes_to_the_sample(tiny_weights, tmp_path):
     assert run("sample", "-d", "4", "-n", "2", "--seed", "9", "--weights", tiny_weights, "-o", tmp_path).exit_code == 0
     model, info = load_model(tiny_weights)
     latent = load_latent(tmp_path / "4-0002.safetensors")
-    assert latent.condition == {"digit": 4} and latent.model_sha256 == info.sha256 and latent.temperature == 0.8
+    assert latent.condition == {"digit": 4} and latent.model_sha256 == info.sha256 and latent.temperature == 0.6
     with torch.no_grad():
         x = model.inverse([z.unsqueeze(0) for z in latent.zs], torch.tensor([4]))
     with Image.open(tmp_path / "4-0002.png") as im:
