@@ -176,3 +176,17 @@ def test_every_val_photo_round_trips_within_one_level_with_the_shipped_model():
         err = (rgb_at_colour_grid(L_work, back) - rgb_at_colour_grid(L_work, ab)).abs().max().item() * 255
         worst = max(worst, err)
     assert worst <= VERIFY_LIMIT_RGB, worst
+
+
+def test_colour_encode_shards_and_workers_give_the_unsplit_bytes(setup, tmp_path):
+    root, weights = setup
+    whole = tmp_path / "whole"
+    assert invoke("encode", root / "in", whole, "--model", weights, "--workers", 1).exit_code == 0
+    for i in range(2):
+        r = invoke("encode", root / "in", tmp_path / "split", "--model", weights, "--shard", f"{i}/2", "--workers", 3)
+        assert r.exit_code == 0, r.output
+    names = sorted(p.relative_to(whole) for p in whole.rglob("*.safetensors"))
+    assert names == sorted(p.relative_to(tmp_path / "split") for p in (tmp_path / "split").rglob("*.safetensors"))
+    assert len(names) == 2
+    for name in names:
+        assert (whole / name).read_bytes() == (tmp_path / "split" / name).read_bytes(), name
