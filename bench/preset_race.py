@@ -66,10 +66,18 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--val", type=Path, default=None, help="Held-out photos (colorize).")
     ap.add_argument("--out", type=Path, required=True, help="Folder for the two model files and logs.")
+    ap.add_argument("--eval-only", action="store_true", help="Score the model files a previous run left in --out.")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     presets = ("default", "paper")
 
+    if not args.eval_only:
+        train_both(args, presets)
+    report(args, presets)
+
+
+def train_both(args, presets) -> None:
+    """Probe each preset's step time, then train both side by side for the same wall time."""
     steps = {}
     for p in presets:
         sps = probe_seconds_per_step(args.task, p, args, args.out)
@@ -89,6 +97,10 @@ def main() -> None:
         if proc.wait() != 0:
             sys.exit(f"training {p} failed; see {args.out / f'{args.task}-{p}.log'}")
 
+
+def report(args, presets) -> None:
+    """``cinn eval`` both model files; print a table and the summary line."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     results = {}
     for p in presets:
         model = args.out / f"{args.task}-{p}.safetensors"
