@@ -126,7 +126,7 @@ def evaluate_mnist(
     lost = torch.nonzero(errors > 0.5).flatten()
     if len(lost):
         exact = load_mnist_model(weights, device, exact=True)[0]
-        errors[lost] = round_trip_errors(exact, test_x[lost], test_y[lost], device)
+        errors[lost] = round_trip_errors(exact, test_x[lost], test_y[lost], device).to(errors.dtype)
     result["round_trip_images"] = len(errors)
     result["round_trip_exact"] = int((errors <= 0.5).sum())
     result["round_trip_failed_indices"] = torch.nonzero(errors > 0.5).flatten().tolist()[:20]
