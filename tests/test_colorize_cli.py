@@ -33,16 +33,21 @@ def photo(seed: int, h: int, w: int) -> np.ndarray:
     return ((base * 0.8 + 0.2 * rng.random((h, w, 3))) * 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("col")
+def tiny_model_file(path):
+    """A tiny colorization model with random (not zero-initialised) couplings, saved at ``path``."""
     torch.manual_seed(0)
     model = ColorizeCINN(ColorizeConfig(**TINY))
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.1)
-    weights = root / "tiny.safetensors"
-    save_model(model, weights)
+    save_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("col")
+    weights = tiny_model_file(root / "tiny.safetensors")
     src = root / "in"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(photo(0, 40, 40)).convert("L").save(src / "square.png")

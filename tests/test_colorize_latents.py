@@ -10,10 +10,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
-from test_colorize_cli import TINY, photo
+from test_colorize_cli import photo, tiny_model_file
 
 from cinn_cli.cli import main
-from cinn_cli.core.model import ColorizeCINN, ColorizeConfig
 from cinn_cli.latents import Latent, load_latent, save_latent
 from cinn_cli.photos import read_gray, read_rgb
 from cinn_cli.pipelines.colorize_latents import (
@@ -25,7 +24,7 @@ from cinn_cli.pipelines.colorize_latents import (
     rgb_at_colour_grid,
     working_lightness,
 )
-from cinn_cli.storage import load_model, save_model, shipped_weights
+from cinn_cli.storage import load_model, shipped_weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "val"
@@ -34,13 +33,7 @@ VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("collat")
-    torch.manual_seed(0)
-    model = ColorizeCINN(ColorizeConfig(**TINY))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    weights = root / "tiny.safetensors"
-    save_model(model, weights)
+    weights = tiny_model_file(root / "tiny.safetensors")
     src = root / "in"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(photo(3, 40, 56)).save(src / "a.png")

@@ -141,9 +141,13 @@ def _decode(plan: _Plan) -> tuple[np.ndarray, np.ndarray | None, Tensor, str]:
     if max(h, w) > MAX_ASPECT * min(h, w):
         raise PhotoError(f"is {w}x{h}: an aspect ratio above {MAX_ASPECT}:1 is not supported")
     L = gray_to_lightness(torch.from_numpy(gray))[None, None]
-    # uint8 gray, not float L: the same photo hashes the same on every machine
-    gray_sha256 = hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
-    return gray, alpha, L, gray_sha256
+    return gray, alpha, L, gray_sha256(gray)
+
+
+def gray_sha256(gray: np.ndarray) -> str:
+    """SHA-256 of a photo's 8-bit gray: uint8, not float L, so the same photo hashes the same on
+    every machine. Latent files record it as their condition."""
+    return hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
 
 
 class _Job:

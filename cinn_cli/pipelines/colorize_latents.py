@@ -11,7 +11,6 @@ the file and how much is drawn anew (the reference code's ``color_transfer``).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -28,16 +27,12 @@ from ..photos import PhotoError, encode_image, read_gray, read_rgb
 from ..report import RunReport
 from ..storage import atomic_write_bytes
 from ..stream import Pool, default_workers, progress_bar, select
-from .colorize import colorize_lightness, load_colorize_model, to_pixels
+from .colorize import colorize_lightness, gray_sha256, load_colorize_model, to_pixels
+from .encode import latent_targets
 from .sample import provenance_text
 
 # Round trip limit in 8-bit RGB units at the model's colour resolution (issue: within 1/255).
 VERIFY_LIMIT_RGB = 1.0
-
-
-def gray_sha256(gray: np.ndarray) -> str:
-    """Hash of a photo's 8-bit gray (the same photo hashes the same on every device)."""
-    return hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
 
 
 def working_lightness(model, gray: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -61,6 +56,16 @@ def rgb_at_colour_grid(L_work: Tensor, ab: Tensor) -> Tensor:
     return lab_to_rgb(torch.cat([L, ab], dim=1))
 
 
+def photo_latent(zs: list[Tensor], rel: Path, gray: np.ndarray, model_sha256: str, **fields) -> Latent:
+    """The latent file of photo ``rel`` (levels without the batch dimension): its condition is
+    the photo's relative path and gray hash, its size the photo's."""
+    h, w = gray.shape
+    condition = {"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)}
+    return Latent(
+        zs=zs, task="colorize", condition=condition, image_size=f"{w}x{h}", model_sha256=model_sha256, **fields
+    )
+
+
 def encode_photos(
     *,
     weights: Path,
@@ -77,19 +82,12 @@ def encode_photos(
     ahead by ``workers`` threads; ``shard`` as in ``colorize_photos``)."""
     model, info = load_colorize_model(str(weights), device)
 
-    def todo():
-        for path, rel in select(discover(source, skip=out), shard, report):
-            target = out / rel.with_suffix(".safetensors")
-            if target.exists() and not overwrite:
-                report.skip(str(target))
-            else:
-                yield path, rel, target
-
     def read(item) -> tuple[np.ndarray, np.ndarray]:
         return read_gray(item[0])[0], read_rgb(item[0])
 
+    items = latent_targets(source, out, shard, overwrite, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for (path, rel, target), decoded in pool.read_ahead(todo(), read):
+        for (path, rel, target), decoded in pool.read_ahead(items, read):
             bar.update()
             if isinstance(decoded, PhotoError):
                 report.fail(str(path), str(decoded))
@@ -116,16 +114,9 @@ def _encode_one(model, info, path: Path, rel: Path, target: Path, gray, rgb, ver
     if err is not None and not err <= VERIFY_LIMIT_RGB:
         report.fail(str(path), f"round trip error {err:.3g}/255 in RGB exceeds {VERIFY_LIMIT_RGB:g}/255")
         return
-    h, w = gray.shape
     size = L_work.shape[-2:]
-    latent = Latent(
-        zs=[z[0] for z in zs],
-        task="colorize",
-        condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
-        image_size=f"{w}x{h}",
-        model_sha256=info.sha256,
-        extra={"working_size": f"{size[1]}x{size[0]}", "source": path.name, "bits_per_dim": f"{bpd:.4f}"},
-    )
+    extra = {"working_size": f"{size[1]}x{size[0]}", "source": path.name, "bits_per_dim": f"{bpd:.4f}"}
+    latent = photo_latent([z[0] for z in zs], rel, gray, info.sha256, extra=extra)
     try:
         save_latent(target, latent)
     except OSError as e:
@@ -278,20 +269,9 @@ def _decode_under(
         try:
             atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
             if latent_target is not None:
-                h, w = gray.shape
-                save_latent(
-                    latent_target,
-                    Latent(
-                        zs=zs,
-                        task="colorize",
-                        condition={"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)},
-                        image_size=f"{w}x{h}",
-                        model_sha256=info.sha256,
-                        seed=s,
-                        temperature=temperature,
-                        extra={"from_latent": latent_path.name, "transfer_levels": text["cinn:transfer_levels"]},
-                    ),
-                )
+                extra = {"from_latent": latent_path.name, "transfer_levels": text["cinn:transfer_levels"]}
+                latent_file = photo_latent(zs, rel, gray, info.sha256, seed=s, temperature=temperature, extra=extra)
+                save_latent(latent_target, latent_file)
         except OSError as e:
             report.fail(str(path), f"cannot write {target} ({e.strerror or e})")
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def label_for(path: Path, digit: int | None) -> int:
     raise InputError("has no label: give --digit D or put it in a folder named after its digit (3/x.png)")
 
 
+def latent_targets(
+    source: str, out: Path, shard: tuple[int, int] | None, overwrite: bool, report: RunReport
+) -> Iterator[tuple[Path, Path, Path]]:
+    """``(path, rel, OUT/<rel>.safetensors)`` for the inputs of ``shard`` still to encode; an
+    existing latent file is reported as skipped unless ``overwrite``."""
+    for path, rel in select(discover(source, skip=out), shard, report):
+        target = out / rel.with_suffix(".safetensors")
+        if target.exists() and not overwrite:
+            report.skip(str(target))
+        else:
+            yield path, rel, target
+
+
 def encode_digits(
     *,
     weights: Path,
@@ -63,19 +77,12 @@ def encode_digits(
     model, info = load_mnist_model(weights, device, exact=True)
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 
-    def todo():
-        for path, rel in select(discover(source, skip=out), shard, report):
-            target = out / rel.with_suffix(".safetensors")
-            if target.exists() and not overwrite:
-                report.skip(str(target))
-            else:
-                yield path, target
-
-    def read(item: tuple[Path, Path]) -> tuple[np.ndarray, int]:
+    def read(item: tuple[Path, Path, Path]) -> tuple[np.ndarray, int]:
         return read_digit_image(item[0]), label_for(item[0], digit)
 
+    items = latent_targets(source, out, shard, overwrite, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for (path, target), decoded in pool.read_ahead(todo(), read):
+        for (path, _, target), decoded in pool.read_ahead(items, read):
             bar.update()
             if isinstance(decoded, InputError):
                 report.fail(str(path), str(decoded))
