@@ -17,3 +17,14 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    """Tiny fake MNIST IDX files (96 train images gzip, 20 test images raw)."""
+    from idx_files import make_split
+
+    d = tmp_path_factory.mktemp("mnist")
+    make_split(d, "train", 96, gz=True, seed=1)
+    make_split(d, "t10k", 20, gz=False, seed=2)
+    return d

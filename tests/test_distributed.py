@@ -9,7 +9,6 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
-from idx_files import make_split
 
 from cinn_cli.cli import main
 from cinn_cli.core.model import MnistCINN
@@ -20,14 +19,6 @@ from cinn_cli.training import checkpoint_path
 # The paper preset (fully connected, no LR warm-up, Gaussian noise), shrunk: 3 steps at lr 5e-4
 # move every weight by 10-100 % of its norm, so equal results are not equal initialisations.
 TINY_PAPER = {"blocks": [2], "hidden": [16]}
-
-
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mnist")
-    make_split(d, "train", 96, gz=True, seed=1)
-    make_split(d, "t10k", 20, gz=False, seed=2)
-    return d
 
 
 def train_args(data, out, batch_size=8) -> list[str]:

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 from click.testing import CliRunner
-from idx_files import make_split
 
 from cinn_cli.cli import main
 from cinn_cli.pipelines import train as train_module
@@ -16,14 +15,6 @@ from cinn_cli.storage import load_model
 from cinn_cli.training import TrainingInterrupted, checkpoint_path
 
 TINY = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
-
-
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mnist")
-    make_split(d, "train", 96, gz=True, seed=1)
-    make_split(d, "t10k", 20, gz=False, seed=2)
-    return d
 
 
 def run_tiny(mnist_dir, out, steps=6, resume=False, precision="fp32"):
