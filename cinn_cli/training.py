@@ -156,6 +156,40 @@ def checkpoint_path(out: Path) -> Path:
     return out.with_name(out.name + ".ckpt")
 
 
+def model_config(model: nn.Module) -> dict[str, Any] | None:
+    """The model's frozen config as a dict with its task (``None`` for a model without one)."""
+    config = getattr(model, "config", None)
+    return None if config is None else {"task": config.task, **config.to_dict()}
+
+
+def load_same_model(model: nn.Module, state: dict[str, Any], ckpt: Path) -> None:
+    """Load the checkpoint's weights into ``model``, or say in one sentence why they are another
+    model's (another task, preset or ``--config``): resuming must never silently continue a
+    different model, and PyTorch's list of shape mismatches is no answer for a user."""
+    saved, wanted = state.get("config"), model_config(model)
+    if saved is not None and wanted is not None and saved != wanted:
+        if saved.get("task") != wanted["task"]:
+            raise ValueError(f"{ckpt} is the checkpoint of a {saved.get('task')} model, not {wanted['task']}")
+        keys = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+        was = ", ".join(f"{k}={_json_value(saved.get(k))}" for k in keys)
+        now = ", ".join(f"{k}={_json_value(wanted.get(k))}" for k in keys)
+        raise ValueError(
+            f"{ckpt} was trained with {was} but this run asks for {now}: resume with the same "
+            "--preset and --config, or train into another --out"
+        )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:  # a checkpoint from before configs were stored in it
+        raise ValueError(
+            f"{ckpt} holds another model (its weights do not fit this --preset and --config): resume "
+            "with the ones it was trained with, or train into another --out"
+        ) from None
+
+
+def _json_value(value: Any) -> str:
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
 def train(
     model: nn.Module,
     task: TrainTask,
@@ -261,7 +295,7 @@ def _train(
         if not ckpt.exists():
             raise FileNotFoundError(f"no checkpoint to resume from at {ckpt}")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        load_same_model(model, state, ckpt)
         opt.load_state_dict(state["optimizer"])
         noise.set_state(state["noise_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -299,6 +333,7 @@ def _train(
             "seconds": spent + time.monotonic() - t0,
             "recipe": asdict(recipe),
             "world_size": world.size,
+            "config": model_config(model),
         }
         import io
 

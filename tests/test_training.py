@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 from cinn_cli.cli import main
+from cinn_cli.core.model import MnistCINN, MnistConfig
 from cinn_cli.pipelines import train as train_module
 from cinn_cli.pipelines.train import MnistTask, train_mnist
 from cinn_cli.storage import load_model
-from cinn_cli.training import TrainingInterrupted, checkpoint_path
+from cinn_cli.training import TrainingInterrupted, checkpoint_path, load_same_model
 
 TINY = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
 
@@ -112,6 +114,46 @@ def test_cli_train_config_overrides_are_checked(mnist_dir, tmp_path):
     assert result.exit_code == 2 and "KEY=VALUE with a JSON value" in result.output
     result = CliRunner().invoke(main, [*args, "--config", "depth=3"])
     assert result.exit_code == 1 and "unknown config field(s) ['depth']" in result.output
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_in_one_sentence(mnist_dir, tmp_path):
+    out = tmp_path / "r.safetensors"
+    tiny = [f"--config=blocks={list(TINY['blocks'])}", f"--config=cond_channels={list(TINY['cond_channels'])}"]
+    args = ["train", "mnist", "--data", str(mnist_dir), "--out", str(out), "--batch-size", "16", *tiny]
+    first = CliRunner().invoke(main, [*args, "--steps", "2", "--config=hidden=[4,4,8]"])
+    assert first.exit_code == 0, first.output
+    ckpt = checkpoint_path(out)
+    before = ckpt.read_bytes()
+
+    # Same shapes, another clamp: loading would "work" and silently train a different model.
+    result = CliRunner().invoke(
+        main, [*args, "--steps", "4", "--resume", "--config=hidden=[4,4,8]", "--config=clamp=0.5"]
+    )
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit
+    assert "was trained with clamp=1.5 but this run asks for clamp=0.5" in result.output
+    # Other widths: one sentence, not PyTorch's list of shape mismatches.
+    result = CliRunner().invoke(main, [*args, "--steps", "4", "--resume", "--config=hidden=[8,4,8]"])
+    assert result.exit_code == 1 and "hidden=[4, 4, 8] but this run asks for hidden=[8, 4, 8]" in result.output
+    assert "size mismatch" not in result.output and "Traceback" not in result.output
+
+    # A checkpoint written before configs were stored in it: the weights' shapes still tell.
+    state = torch.load(ckpt, weights_only=False)
+    del state["config"]
+    torch.save(state, ckpt)
+    result = CliRunner().invoke(main, [*args, "--steps", "4", "--resume", "--config=hidden=[8,4,8]"])
+    assert result.exit_code == 1 and "holds another model" in result.output and "size mismatch" not in result.output
+    # The same model resumes.
+    ckpt.write_bytes(before)
+    result = CliRunner().invoke(main, [*args, "--steps", "4", "--resume", "--config=hidden=[4,4,8]"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out)[1].training["steps"] == 4
+
+
+def test_resume_refuses_a_checkpoint_of_another_task():
+    model = MnistCINN(MnistConfig(**TINY))
+    state = {"config": {"task": "colorize"}, "model": {}}
+    with pytest.raises(ValueError, match=r"^x.ckpt is the checkpoint of a colorize model, not mnist$"):
+        load_same_model(model, state, Path("x.ckpt"))
 
 
 def test_cli_train_without_data_is_a_usage_error(monkeypatch, tmp_path):
