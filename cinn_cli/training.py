@@ -19,6 +19,7 @@ so the loss is a float32 number. Weights, Adam state and evaluation stay float32
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -26,7 +27,8 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -125,7 +127,7 @@ class TrainResult:
 
 
 class _Stop(Exception):
-    """Raised on SIGTERM (or, distributed, SIGINT) so the loop can checkpoint before exiting."""
+    """Raised after SIGTERM or SIGINT so the loop can checkpoint before exiting."""
 
     def __init__(self, exit_code: int = 143):
         super().__init__()
@@ -247,6 +249,155 @@ def train(
         distributed.leave(world)
 
 
+class _Run:
+    """One run's state: the weights' optimiser, the noise generator, the counters and the
+    statistics shown to the user. A checkpoint is exactly this state, so ``save_checkpoint`` and
+    ``load_checkpoint`` are each other's inverse; ``write_model`` writes the user's model file."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        recipe: Recipe,
+        *,
+        out: Path,
+        device: torch.device,
+        world: World,
+        seed: int,
+        precision: str,
+        training_info: dict[str, Any] | None,
+    ):
+        self.model, self.recipe, self.out, self.world, self.precision = model, recipe, out, world, precision
+        self.training_info = training_info or {}
+        self.ckpt = checkpoint_path(out)
+        # The fused kernel updates all tensors at once (2.7x faster Adam step on the CPU, bench/README.md).
+        fused = device.type in ("cpu", "cuda")
+        self.opt = torch.optim.Adam(
+            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps, fused=fused
+        )
+        self.noise = torch.Generator().manual_seed(seed + 1)
+        self.step, self.skipped = 0, 0
+        self.ema: float | None = None  # train bits/dim, exponential moving average
+        self.gnorm_ema: float | None = None
+        self.metrics: dict[str, float] = {}
+        self.history: list[float] = []  # the first held-out metric after each evaluation
+        self.spent = 0.0  # seconds of training before this process (from the checkpoint)
+        self.t0 = time.monotonic()
+
+    def seconds(self) -> float:
+        return self.spent + time.monotonic() - self.t0
+
+    def load_checkpoint(self) -> None:
+        """Every process loads the same checkpoint (multi-node: ``--out`` on a shared filesystem)."""
+        if not self.ckpt.exists():
+            raise FileNotFoundError(f"no checkpoint to resume from at {self.ckpt}")
+        state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+        load_same_model(self.model, state, self.ckpt)
+        self.opt.load_state_dict(state["optimizer"])
+        self.noise.set_state(state["noise_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        self.step, self.skipped, self.ema, self.metrics = (
+            state["step"],
+            state["skipped"],
+            state["ema"],
+            state["metrics"],
+        )
+        self.gnorm_ema, self.history = state.get("gnorm_ema"), state.get("history", [])
+        self.spent = state["seconds"]
+
+    def save_checkpoint(self) -> None:
+        if not self.world.main:
+            return
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "noise_rng": self.noise.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            "step": self.step,
+            "skipped": self.skipped,
+            "ema": self.ema,
+            "gnorm_ema": self.gnorm_ema,
+            "history": self.history,
+            "metrics": self.metrics,
+            "seconds": self.seconds(),
+            "recipe": asdict(self.recipe),
+            "world_size": self.world.size,
+            "config": model_config(self.model),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(self.ckpt, buf.getvalue())
+
+    def write_model(self) -> None:
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise NonFiniteError("parameters became non-finite; the model file was not written")
+        info = dict(
+            self.training_info,
+            steps=self.step,
+            seconds=round(self.seconds(), 1),
+            world_size=self.world.size,
+            precision=self.precision,
+        )
+        save_model(self.model, self.out, training=info, metrics=self.metrics)
+
+    def record(self, global_loss: float, gnorm: Tensor, task: TrainTask) -> None:
+        """Fold a step that reached the weights into the running averages."""
+        value = task.to_bits(global_loss)
+        self.ema = value if self.ema is None else 0.98 * self.ema + 0.02 * value
+        g = float(gnorm)
+        self.gnorm_ema = g if self.gnorm_ema is None else 0.98 * self.gnorm_ema + 0.02 * g
+
+    def postfix(self) -> dict[str, Any]:
+        """The numbers beside the progress bar."""
+        return dict(
+            bpd=f"{self.ema:.3f}" if self.ema is not None else "-",
+            lr=f"{self.opt.param_groups[0]['lr']:.1e}",
+            gnorm=f"{self.gnorm_ema:.2f}" if self.gnorm_ema is not None else "-",
+            skipped=self.skipped,
+            **({k: f"{v:.3f}" for k, v in self.metrics.items()}),
+        )
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT while training, as a context manager.
+
+    A signal raised at an arbitrary point (say between the optimiser step and the step counter)
+    would checkpoint a state that resumes differently, so the handler only sets ``code``; each
+    step checks it (through its all-reduce, so distributed processes stop at the same step) before
+    anything changes. Inside ``at_once()`` (evaluation and writing files), where every state is
+    consistent, a single process stops immediately instead of after a long evaluation.
+    """
+
+    def __init__(self, world: World):
+        self.distributed = world.distributed
+        self.code = 0
+        self.raise_now = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if _main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    @contextmanager
+    def at_once(self) -> Iterator[None]:
+        self.raise_now = not self.distributed
+        try:
+            yield
+        finally:
+            self.raise_now = False
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        self.code = self.code or (130 if signum == signal.SIGINT else 143)
+        if self.raise_now:
+            raise _Stop(self.code)
+
+
 def _train(
     model: nn.Module,
     task: TrainTask,
@@ -279,31 +430,12 @@ def _train(
     if not main:
         log = lambda message: None  # noqa: E731 - rank 0 speaks for the job
     model.to(device).train()
-    # The fused kernel updates all tensors at once (2.7x faster Adam step on the CPU, bench/README.md).
-    fused = device.type in ("cpu", "cuda")
-    opt = torch.optim.Adam(
-        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps, fused=fused
+    run = _Run(
+        model, recipe, out=out, device=device, world=world, seed=seed, precision=precision, training_info=training_info
     )
-    noise = torch.Generator().manual_seed(seed + 1)
-    step, skipped, ema, metrics = 0, 0, None, {}
-    gnorm_ema: float | None = None
-    history: list[float] = []  # the first held-out metric after each evaluation
-    ckpt = checkpoint_path(out)
-    spent = 0.0  # seconds of training before this process (from the checkpoint)
-
-    if resume:  # every process loads the same checkpoint (multi-node: --out on a shared filesystem)
-        if not ckpt.exists():
-            raise FileNotFoundError(f"no checkpoint to resume from at {ckpt}")
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        load_same_model(model, state, ckpt)
-        opt.load_state_dict(state["optimizer"])
-        noise.set_state(state["noise_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
-        step, skipped, ema, metrics = state["step"], state["skipped"], state["ema"], state["metrics"]
-        gnorm_ema, history = state.get("gnorm_ema"), state.get("history", [])
-        spent = state["seconds"]
-        log(f"resumed from {ckpt} at step {step}")
+    if resume:
+        run.load_checkpoint()
+        log(f"resumed from {run.ckpt} at step {run.step}")
 
     objective: nn.Module = _Objective(model, task)
     if world.distributed:
@@ -315,155 +447,120 @@ def _train(
             f"global batch {recipe.batch_size} ({local_batch} per process), lr {recipe.lr:g}, precision {precision}"
         )
 
-    def save_checkpoint() -> None:
-        if not main:
-            return
-        state = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "noise_rng": noise.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
-            "step": step,
-            "skipped": skipped,
-            "ema": ema,
-            "gnorm_ema": gnorm_ema,
-            "history": history,
-            "metrics": metrics,
-            "seconds": spent + time.monotonic() - t0,
-            "recipe": asdict(recipe),
-            "world_size": world.size,
-            "config": model_config(model),
-        }
-        import io
-
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(ckpt, buf.getvalue())
-
-    def write_model() -> None:
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
-            raise NonFiniteError("parameters became non-finite; the model file was not written")
-        info = dict(
-            training_info or {},
-            steps=step,
-            seconds=round(spent + time.monotonic() - t0, 1),
-            world_size=world.size,
-            precision=precision,
-        )
-        save_model(model, out, training=info, metrics=metrics)
-
-    # One process stops at once (SIGTERM raises here). Distributed processes must stop at the
-    # same step, so there a signal only raises a flag that the next step's all-reduce shares.
-    stop_code = 0
-
-    def on_signal(signum, frame):  # noqa: ARG001
-        nonlocal stop_code
-        code = 130 if signum == signal.SIGINT else 143
-        if not world.distributed:
-            raise _Stop(code)
-        stop_code = stop_code or code
-
-    handled = (signal.SIGTERM, signal.SIGINT) if world.distributed else (signal.SIGTERM,)
-    previous = {s: signal.signal(s, on_signal) for s in handled} if _main_thread() else {}
-    t0 = time.monotonic()
-    last_ckpt = t0
-    bar = tqdm(total=total, initial=step, disable=not (progress and main), unit="step", dynamic_ncols=True, leave=True)
+    run.t0 = last_ckpt = time.monotonic()
+    bar = tqdm(total=total, initial=run.step, disable=not (progress and main), unit="step", dynamic_ncols=True)
     try:
-        while step < total:
-            epoch, offset = divmod(step, steps_per_epoch)
-            order = epoch_order(seed, epoch, task.n_train)
-            idx = order[offset * recipe.batch_size : (offset + 1) * recipe.batch_size]
-            for g in opt.param_groups:
-                g["lr"] = recipe.lr * lr_factor(recipe, step, total, steps_per_epoch)
-            noise_before = noise.get_state() if world.distributed else None
-            batch = task.batch(idx, noise, device, part)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                loss = objective(batch).mean()
-            opt.zero_grad(set_to_none=True)
-            # One all-reduce per step: the global-batch loss (NaN anywhere makes it NaN everywhere,
-            # so every process skips the same steps) and whether any process was signalled.
-            shared = distributed.all_sum(
-                torch.stack([loss.detach().float(), loss.new_tensor(float(stop_code > 0))]), world
-            )
-            loss_sum, stop = shared.tolist()  # one device sync per step
-            if stop:
-                noise.set_state(noise_before)  # the checkpoint resumes at this step, before its draws
-                raise _Stop(stop_code or 143)
-            global_loss = loss_sum / world.size
-            ok = math.isfinite(global_loss)
-            if ok:
-                loss.backward()  # DDP: gradients averaged over the processes
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip)
-                ok = bool(torch.isfinite(gnorm))  # equal gradients everywhere: every process agrees
-            if ok:
-                opt.step()
-                value = task.to_bits(global_loss)
-                ema = value if ema is None else 0.98 * ema + 0.02 * value
-                gnorm_ema = float(gnorm) if gnorm_ema is None else 0.98 * gnorm_ema + 0.02 * float(gnorm)
-            else:  # a NaN/inf loss or gradient never reaches the weights
-                skipped += 1
-                opt.zero_grad(set_to_none=True)
-            step += 1
-            bar.update(1)
-            if progress and main and (step % 10 == 0 or step == total):
-                bar.set_postfix(
-                    bpd=f"{ema:.3f}" if ema is not None else "-",
-                    lr=f"{opt.param_groups[0]['lr']:.1e}",
-                    gnorm=f"{gnorm_ema:.2f}" if gnorm_ema is not None else "-",
-                    skipped=skipped,
-                    **({k: f"{v:.3f}" for k, v in metrics.items()}),
-                )
-            if step % eval_every == 0 or step == total:
-                if main:  # the others wait in the broadcast of the metrics
-                    model.eval()
-                    metrics = task.evaluate(model, device)
-                    model.train()
-                    write_model()
-                metrics = distributed.broadcast_from_main(metrics, world)
-                history.append(next(iter(metrics.values())))
-                save_checkpoint()
-                last_ckpt = time.monotonic()
-                if main:
-                    report_evaluation(bar, step, metrics, history)
-                if main and log_jsonl is not None:
-                    record = {
-                        "step": step,
-                        "epoch": round(step / steps_per_epoch, 3),
-                        "seconds": round(spent + time.monotonic() - t0, 1),
-                        "train_bits_per_dim": ema,
-                        "lr": opt.param_groups[0]["lr"],
-                        "grad_norm": gnorm_ema,
-                        **metrics,
-                    }
-                    with open(log_jsonl, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-            elif time.monotonic() - last_ckpt > checkpoint_minutes * 60:
-                save_checkpoint()
-                last_ckpt = time.monotonic()
+        with _StopSignals(world) as signals:
+            while run.step < total:
+                epoch, offset = divmod(run.step, steps_per_epoch)
+                idx = epoch_order(seed, epoch, task.n_train)[
+                    offset * recipe.batch_size : (offset + 1) * recipe.batch_size
+                ]
+                for g in run.opt.param_groups:
+                    g["lr"] = recipe.lr * lr_factor(recipe, run.step, total, steps_per_epoch)
+                _train_step(run, objective, task, idx, device, part, signals)
+                bar.update(1)
+                if progress and main and (run.step % 10 == 0 or run.step == total):
+                    bar.set_postfix(**run.postfix())
+                if run.step % eval_every == 0 or run.step == total:
+                    with signals.at_once():
+                        _evaluate(run, task, device, bar, log_jsonl, steps_per_epoch)
+                    last_ckpt = time.monotonic()
+                elif time.monotonic() - last_ckpt > checkpoint_minutes * 60:
+                    with signals.at_once():
+                        run.save_checkpoint()
+                    last_ckpt = time.monotonic()
     except (KeyboardInterrupt, _Stop) as e:
-        save_checkpoint()
-        bar.close()
+        run.save_checkpoint()
         code = e.exit_code if isinstance(e, _Stop) else 130
         raise TrainingInterrupted(
-            f"interrupted at step {step}: checkpoint written to {ckpt}; continue with --resume", code
+            f"interrupted at step {run.step}: checkpoint written to {run.ckpt}; continue with --resume", code
         ) from None
     finally:
         bar.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    seconds = spent + time.monotonic() - t0
     return TrainResult(
-        steps=step,
-        epochs_done=step / steps_per_epoch,
-        seconds=seconds,
-        train_bits_per_dim=float("nan") if ema is None else ema,
-        metrics=metrics,
-        skipped_steps=skipped,
+        steps=run.step,
+        epochs_done=run.step / steps_per_epoch,
+        seconds=run.seconds(),
+        train_bits_per_dim=float("nan") if run.ema is None else run.ema,
+        metrics=run.metrics,
+        skipped_steps=run.skipped,
         out=out,
         world_size=world.size,
         rank=world.rank,
     )
+
+
+def _train_step(
+    run: _Run,
+    objective: nn.Module,
+    task: TrainTask,
+    idx: Tensor,
+    device: torch.device,
+    part: slice,
+    signals: _StopSignals,
+) -> None:
+    """One optimiser step on the global batch ``idx``, or a skipped one when the loss or the
+    gradient is not finite (a NaN/inf never reaches the weights). Raises ``_Stop`` when any
+    process was signalled."""
+    noise_before = run.noise.get_state()
+    batch = task.batch(idx, run.noise, device, part)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.precision == "bf16"):
+        loss = objective(batch).mean()
+    run.opt.zero_grad(set_to_none=True)
+    # One all-reduce per step: the global-batch loss (NaN anywhere makes it NaN everywhere, so
+    # every process skips the same steps) and whether any process was signalled.
+    shared = distributed.all_sum(
+        torch.stack([loss.detach().float(), loss.new_tensor(float(signals.code > 0))]), run.world
+    )
+    loss_sum, stop = shared.tolist()  # one device sync per step
+    if stop:
+        run.noise.set_state(noise_before)  # the checkpoint resumes at this step, before its draws
+        raise _Stop(signals.code or 143)
+    global_loss = loss_sum / run.world.size
+    ok = math.isfinite(global_loss)
+    if ok:
+        loss.backward()  # DDP: gradients averaged over the processes
+        gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.recipe.clip)
+        ok = bool(torch.isfinite(gnorm))  # equal gradients everywhere: every process agrees
+    if ok:
+        run.opt.step()
+        run.record(global_loss, gnorm, task)
+    else:
+        run.skipped += 1
+        run.opt.zero_grad(set_to_none=True)
+    run.step += 1
+
+
+def _evaluate(
+    run: _Run, task: TrainTask, device: torch.device, bar, log_jsonl: Path | None, steps_per_epoch: int
+) -> None:
+    """Held-out metrics, the model file and a checkpoint. Rank 0 evaluates and writes; the
+    others wait in the broadcast of the metrics."""
+    main = run.world.main
+    if main:
+        run.model.eval()
+        run.metrics = task.evaluate(run.model, device)
+        run.model.train()
+        run.write_model()
+    run.metrics = distributed.broadcast_from_main(run.metrics, run.world)
+    run.history.append(next(iter(run.metrics.values())))
+    run.save_checkpoint()
+    if not main:
+        return
+    report_evaluation(bar, run.step, run.metrics, run.history)
+    if log_jsonl is not None:
+        record = {
+            "step": run.step,
+            "epoch": round(run.step / steps_per_epoch, 3),
+            "seconds": round(run.seconds(), 1),
+            "train_bits_per_dim": run.ema,
+            "lr": run.opt.param_groups[0]["lr"],
+            "grad_norm": run.gnorm_ema,
+            **run.metrics,
+        }
+        with open(log_jsonl, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def report_evaluation(bar, step: int, metrics: dict[str, float], history: list[float]) -> None:

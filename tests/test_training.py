@@ -257,3 +257,41 @@ def test_style_transfer_under_the_own_digit_is_the_exact_round_trip(mnist_dir, t
     assert images.shape == (60, 28, 28) and wanted.tolist() == [d for d in range(10) for _ in range(6)]
     for i in range(6):
         assert torch.equal(images[int(y[i]) * 6 + i], x[i])  # own digit: the image itself
+
+
+def test_sigterm_checkpoints_and_resume_finishes_as_if_never_stopped(mnist_dir, tmp_path):
+    """A real process, as a scheduler or cron stops it: SIGTERM mid-run writes the checkpoint and
+    exits 143 with one line; --resume then ends with the weights of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out, *extra):
+        tiny = [f"--config={k}={list(v)}" for k, v in TINY.items()]
+        return [
+            sys.executable, "-m", "cinn_cli", "train", "mnist", "--data", str(mnist_dir), "--out", str(out),
+            "--steps", "400", "--batch-size", "16", "--eval-every", "5", "--device", "cpu", *tiny, *extra,
+        ]  # fmt: skip
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out, log = tmp_path / "stopped.safetensors", tmp_path / "log.jsonl"
+    proc = subprocess.Popen(command(out, "--log-jsonl", str(log)), env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (log.exists() and log.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "continue with --resume" in stderr
+    stopped_at = torch.load(checkpoint_path(out), weights_only=False)["step"]
+    assert 10 <= stopped_at < 400
+
+    resumed = subprocess.run(command(out, "--resume"), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = subprocess.run(command(tmp_path / "whole.safetensors"), env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    a, b = load_model(out)[0].state_dict(), load_model(tmp_path / "whole.safetensors")[0].state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
