@@ -56,6 +56,29 @@ def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
     return int.from_bytes(digest[:8], "little") % count == index
 
 
+def readable(
+    pool: Pool,
+    items: Iterable[T],
+    read: Callable[[T], R],
+    report,
+    bad_input: type[Exception],
+    path_of: Callable[[T], Path],
+    bar=None,
+) -> Iterator[tuple[T, R]]:
+    """``pool.read_ahead`` over inputs that may be bad: an item whose ``read`` raised
+    ``bad_input`` is reported failed with that one-line reason and left out; any other exception
+    is a bug, not a bad input, and propagates. ``bar`` (if given) counts every item."""
+    for item, value in pool.read_ahead(items, read):
+        if bar is not None:
+            bar.update()
+        if isinstance(value, bad_input):
+            report.fail(str(path_of(item)), str(value))
+        elif isinstance(value, Exception):
+            raise value
+        else:
+            yield item, value
+
+
 def select(items: Iterable[tuple[Path, Path]], shard: tuple[int, int] | None, report) -> Iterator[tuple[Path, Path]]:
     """The ``(path, rel)`` inputs of ``shard`` whose outputs cannot collide with another's.
 

@@ -92,6 +92,9 @@ def test_encode_verify_and_decode_gives_the_photo_back(setup, tmp_path):
     assert Image.open(tmp_path / "out" / "a-from-b.png").size == (56, 40)
     used = load_latent(tmp_path / "out" / "a-from-b.safetensors")
     assert used.extra["from_latent"] == "b.safetensors" and used.extra["transfer_levels"] == "1,0.5"
+    # Every colour latent records where the model ran: here at a's working size, as a's own latent.
+    own = load_latent(tmp_path / "lat" / "a.safetensors")
+    assert used.extra["working_size"] == own.extra["working_size"] != lat.extra["working_size"]
 
 
 def test_own_latent_reproduces_the_encoded_colours_exactly(setup):

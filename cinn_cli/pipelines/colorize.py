@@ -23,7 +23,7 @@ from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
 from ..report import RunReport
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
-from ..stream import Pool, default_workers, progress_bar, select
+from ..stream import Pool, default_workers, progress_bar, readable, select
 from .sample import provenance_text
 
 NO_SHIPPED_MODEL = (
@@ -102,13 +102,7 @@ def colorize_photos(
     model, info = load_colorize_model(weights, device)
     plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for plan, decoded in pool.read_ahead(plans, _decode):
-            bar.update()
-            if isinstance(decoded, Exception):
-                if not isinstance(decoded, PhotoError):
-                    raise decoded  # a bug, not a bad input: read_gray turns those into PhotoError
-                report.fail(str(plan.path), str(decoded))
-                continue
+        for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):
             try:
                 job = _Job(model, info, plan, *decoded, seed, temperature, fmt)
                 job.run(batch_size, pool, report)
@@ -148,6 +142,31 @@ def gray_sha256(gray: np.ndarray) -> str:
     """SHA-256 of a photo's 8-bit gray: uint8, not float L, so the same photo hashes the same on
     every machine. Latent files record it as their condition."""
     return hashlib.sha256(np.round(gray * 255).astype(np.uint8).tobytes()).hexdigest()
+
+
+def photo_latent(
+    zs: list[Tensor],
+    rel: Path,
+    gray: np.ndarray,
+    gray_hash: str,
+    model_sha256: str,
+    working_size: tuple[int, int],
+    extra: dict[str, str] | None = None,
+    **fields,
+) -> Latent:
+    """The latent file of photo ``rel`` (levels without the batch dimension): its condition is
+    the photo's relative path and ``gray_sha256``, its size the photo's, and it records the
+    working size ``(h, w)`` at which the model ran."""
+    h, w = gray.shape
+    return Latent(
+        zs=zs,
+        task="colorize",
+        condition={"source": rel.as_posix(), "gray_sha256": gray_hash},
+        image_size=f"{w}x{h}",
+        model_sha256=model_sha256,
+        extra={"working_size": f"{working_size[1]}x{working_size[0]}", **(extra or {})},
+        **fields,
+    )
 
 
 class _Job:
@@ -201,7 +220,17 @@ class _Job:
         text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed)}
         atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
         if latent_path is not None:
-            save_latent(latent_path, self._latent(z, seed))
+            latent = photo_latent(
+                z,
+                self.plan.rel,
+                self.gray,
+                self.gray_sha256,
+                self.info.sha256,
+                self.size,
+                seed=seed,
+                temperature=self.temperature,
+            )
+            save_latent(latent_path, latent)
 
     def _done(self, report: RunReport, k: int | None, seed: int | None, error: BaseException | None) -> None:
         """Back on the main thread: report output ``k`` (``None``: the contact sheet) as written or failed."""
@@ -215,19 +244,6 @@ class _Job:
             report.fail(str(self.plan.path), f"cannot write {target} ({error})")
         else:
             raise error
-
-    def _latent(self, zs: list[Tensor], seed: int) -> Latent:
-        h, w = self.gray.shape
-        return Latent(
-            zs=zs,
-            task="colorize",
-            condition={"source": self.key, "gray_sha256": self.gray_sha256},
-            image_size=f"{w}x{h}",
-            model_sha256=self.info.sha256,
-            seed=seed,
-            temperature=self.temperature,
-            extra={"working_size": f"{self.size[1]}x{self.size[0]}"},
-        )
 
 
 def _write_grid(path: Path, gray: np.ndarray, targets, rgbs: dict[int, Tensor], fmt: str, provenance: dict) -> None:

@@ -26,8 +26,8 @@ from ..latents import Latent, LatentFileError, derive_seed, draw_latent, load_la
 from ..photos import PhotoError, encode_image, read_gray, read_rgb
 from ..report import RunReport
 from ..storage import atomic_write_bytes
-from ..stream import Pool, default_workers, progress_bar, select
-from .colorize import colorize_lightness, gray_sha256, load_colorize_model, to_pixels
+from ..stream import Pool, default_workers, progress_bar, readable, select
+from .colorize import colorize_lightness, gray_sha256, load_colorize_model, photo_latent, to_pixels
 from .encode import latent_targets
 from .sample import provenance_text
 
@@ -56,16 +56,6 @@ def rgb_at_colour_grid(L_work: Tensor, ab: Tensor) -> Tensor:
     return lab_to_rgb(torch.cat([L, ab], dim=1))
 
 
-def photo_latent(zs: list[Tensor], rel: Path, gray: np.ndarray, model_sha256: str, **fields) -> Latent:
-    """The latent file of photo ``rel`` (levels without the batch dimension): its condition is
-    the photo's relative path and gray hash, its size the photo's."""
-    h, w = gray.shape
-    condition = {"source": rel.as_posix(), "gray_sha256": gray_sha256(gray)}
-    return Latent(
-        zs=zs, task="colorize", condition=condition, image_size=f"{w}x{h}", model_sha256=model_sha256, **fields
-    )
-
-
 def encode_photos(
     *,
     weights: Path,
@@ -87,13 +77,7 @@ def encode_photos(
 
     items = latent_targets(source, out, shard, overwrite, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for (path, rel, target), decoded in pool.read_ahead(items, read):
-            bar.update()
-            if isinstance(decoded, PhotoError):
-                report.fail(str(path), str(decoded))
-                continue
-            if isinstance(decoded, Exception):
-                raise decoded  # a bug: the readers turn bad inputs into PhotoError
+        for (path, rel, target), decoded in readable(pool, items, read, report, PhotoError, _first, bar):
             _encode_one(model, info, path, rel, target, *decoded, verify, device, report)
 
 
@@ -114,9 +98,8 @@ def _encode_one(model, info, path: Path, rel: Path, target: Path, gray, rgb, ver
     if err is not None and not err <= VERIFY_LIMIT_RGB:
         report.fail(str(path), f"round trip error {err:.3g}/255 in RGB exceeds {VERIFY_LIMIT_RGB:g}/255")
         return
-    size = L_work.shape[-2:]
-    extra = {"working_size": f"{size[1]}x{size[0]}", "source": path.name, "bits_per_dim": f"{bpd:.4f}"}
-    latent = photo_latent([z[0] for z in zs], rel, gray, info.sha256, extra=extra)
+    extra = {"source": path.name, "bits_per_dim": f"{bpd:.4f}"}
+    latent = photo_latent([z[0] for z in zs], rel, gray, gray_sha256(gray), info.sha256, L_work.shape[-2:], extra=extra)
     try:
         save_latent(target, latent)
     except OSError as e:
@@ -207,30 +190,29 @@ def colorize_from_latents(
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for (path, rel), decoded in pool.read_ahead(select(discover(source, skip=out), shard, report), _read_gray):
-            bar.update()
-            if isinstance(decoded, PhotoError):
-                report.fail(str(path), str(decoded))
-            elif isinstance(decoded, Exception):
-                raise decoded  # a bug: read_gray turns bad inputs into PhotoError
-            else:
-                _decode_under(
-                    model,
-                    info,
-                    path,
-                    rel,
-                    *decoded,
-                    stored,
-                    mix,
-                    out,
-                    temperature,
-                    seed,
-                    fmt,
-                    latents,
-                    overwrite,
-                    device,
-                    report,
-                )
+        inputs = select(discover(source, skip=out), shard, report)
+        for (path, rel), decoded in readable(pool, inputs, _read_gray, report, PhotoError, _first, bar):
+            _decode_under(
+                model,
+                info,
+                path,
+                rel,
+                *decoded,
+                stored,
+                mix,
+                out,
+                temperature,
+                seed,
+                fmt,
+                latents,
+                overwrite,
+                device,
+                report,
+            )
+
+
+def _first(item: tuple) -> Path:
+    return item[0]
 
 
 def _read_gray(item: tuple[Path, Path]):
@@ -242,7 +224,9 @@ def _decode_under(
 ) -> None:
     """Every stored latent under one photo's lightness (see ``colorize_from_latents``)."""
     L, L_work = working_lightness(model, gray, device)
-    shapes = model.latent_shapes(*L_work.shape[-2:])
+    work_size = tuple(L_work.shape[-2:])
+    shapes = model.latent_shapes(*work_size)
+    gray_hash = gray_sha256(gray)
     for latent_path, latent in stored:
         stem = f"{rel.stem}-from-{latent_path.stem}"
         target = out / rel.parent / f"{stem}.{fmt}"
@@ -270,7 +254,9 @@ def _decode_under(
             atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
             if latent_target is not None:
                 extra = {"from_latent": latent_path.name, "transfer_levels": text["cinn:transfer_levels"]}
-                latent_file = photo_latent(zs, rel, gray, info.sha256, seed=s, temperature=temperature, extra=extra)
+                latent_file = photo_latent(
+                    zs, rel, gray, gray_hash, info.sha256, work_size, seed=s, temperature=temperature, extra=extra
+                )
                 save_latent(latent_target, latent_file)
         except OSError as e:
             report.fail(str(path), f"cannot write {target} ({e.strerror or e})")

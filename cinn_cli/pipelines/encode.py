@@ -14,7 +14,7 @@ from ..images import discover
 from ..latents import Latent, save_latent, text_name
 from ..photos import PhotoError, open_image
 from ..report import RunReport
-from ..stream import Pool, default_workers, progress_bar, select
+from ..stream import Pool, default_workers, progress_bar, readable, select
 from .sample import load_mnist_model
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
@@ -82,14 +82,8 @@ def encode_digits(
 
     items = latent_targets(source, out, shard, overwrite, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for (path, _, target), decoded in pool.read_ahead(items, read):
-            bar.update()
-            if isinstance(decoded, InputError):
-                report.fail(str(path), str(decoded))
-            elif isinstance(decoded, Exception):
-                raise decoded  # a bug: read_digit_image turns bad inputs into InputError
-            else:
-                pending.append((path, target, *decoded))
+        for (path, _, target), decoded in readable(pool, items, read, report, InputError, lambda item: item[0], bar):
+            pending.append((path, target, *decoded))
             if len(pending) >= batch_size:
                 _encode_batch(model, info.sha256, pending, verify, device, report, pool)
                 pending.clear()
