@@ -68,6 +68,7 @@ def test_latent_shapes_match_forward(setup):
     zs, logdet = model(ab, L)
     assert [tuple(z.shape[1:]) for z in zs] == model.latent_shapes(*L.shape[-2:])
     assert flat(zs).shape[1] == ab[0].numel() and logdet.shape == (2,)
+    assert len(zs) == model.n_latent_levels
 
 
 def test_round_trips(setup):

@@ -161,6 +161,11 @@ class ColorizeCINN(nn.Module):
         scale = short / min(height, width)
         return tuple(max(m, round(side * scale / m) * m) for side in (height, width))
 
+    @property
+    def n_latent_levels(self) -> int:
+        """The number of latent levels (the same for every photo size): one per exit, plus the rest."""
+        return 1 + sum(isinstance(step, ExitSplit) for step in self.flow.steps)
+
     def latent_shapes(self, height: int, width: int) -> list[tuple[int, ...]]:
         """Latent level shapes (without batch), in exit order, for L of ``(height, width)``."""
         self.check_size(height, width)

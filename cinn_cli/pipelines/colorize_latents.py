@@ -186,7 +186,7 @@ def colorize_from_latents(
     """Decode every stored latent under every photo's lightness:
     ``OUT/<rel dir>/<stem>-from-<latent stem>.<fmt>``, at the photo's full size."""
     model, info = load_colorize_model(weights, device)
-    mix = parse_levels(levels, len(model.latent_shapes(*model.working_size(512, 512))))
+    mix = parse_levels(levels, model.n_latent_levels)
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
