@@ -11,6 +11,10 @@ from pathlib import Path
 
 import click
 
+# The default sampling temperatures, shared by the commands that make images and the ``eval``
+# commands that score what they make by default (README: how each was chosen).
+MNIST_TEMPERATURE = 0.6
+COLORIZE_TEMPERATURE = 1.0
 DEVICE_HELP = "auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N or mps."
 BITS_HELP = (
     "Bits/dim follow the RealNVP/Glow convention: 8-bit pixels k, dequantized as y = (k + u) / 256 "
@@ -218,7 +222,7 @@ def info(file: Path, json_lines: bool) -> None:
 @click.option(
     "-t",
     "--temperature",
-    default=0.6,
+    default=MNIST_TEMPERATURE,
     show_default=True,
     type=click.FloatRange(0.0, 5.0),
     help="Scale of the latent noise z ~ N(0, T^2). Below 1 trades variety for cleaner, more "
@@ -438,7 +442,7 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
 @click.option(
     "-t",
     "--temperature",
-    default=1.0,
+    default=COLORIZE_TEMPERATURE,
     show_default=True,
     type=click.FloatRange(0.0, 5.0),
     help="Scale of the latent noise z ~ N(0, T^2): lower gives safer, less varied colours.",
@@ -857,7 +861,7 @@ def eval_group() -> None:
     "temperatures",
     multiple=True,
     type=float,
-    default=(0.6,),
+    default=(MNIST_TEMPERATURE,),
     show_default=True,
     help="Sampling temperature; repeat for a sweep.",
 )
@@ -955,7 +959,7 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, transfer_images, 
 )
 @click.option("--weights", default=None, help="Model file (default: the shipped colorization model).")
 @click.option("-n", "n", default=8, show_default=True, type=click.IntRange(1, 64), help="Samples per image.")
-@click.option("-t", "--temperature", default=1.0, show_default=True, type=click.FloatRange(0.0, 5.0))
+@click.option("-t", "--temperature", default=COLORIZE_TEMPERATURE, show_default=True, type=click.FloatRange(0.0, 5.0))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--record", is_flag=True, help="Store the results in the model file's metadata (its SHA-256 changes).")
 @device_option
