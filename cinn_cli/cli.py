@@ -977,6 +977,8 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, j
     variance          across the n samples, per pixel and channel, mean over pixels and images
     colourfulness     Hasler-Süsstrunk M of the samples / M of the photos
     gray baseline     the same numbers for the photo's own L with ab = 0
+    ceiling           the photo's own colour brought to the model's colour resolution and back
+                      the way samples are (guided filter): a sample exactly right at that resolution
     """
     import json
 
@@ -1007,6 +1009,8 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, j
         ("colourfulness ratio", "colourfulness_ratio", ".3f"),
         ("gray baseline: RMSE", "gray_best_of_n_rmse", ".4f"),
         ("gray baseline: colourfulness", "gray_colourfulness_ratio", ".3f"),
+        ("ceiling: RMSE", "ceiling_rmse", ".4f"),
+        ("ceiling: colourfulness", "ceiling_colourfulness_ratio", ".3f"),
     ]
     click.echo(f"{'':32} {'64x64 crops':>12} {'whole photos':>13}")
     for label, key, fmt in rows:

@@ -164,6 +164,10 @@ def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
     assert math.isfinite(r["val_bits_per_dim"]) and r["images"] == 2
     assert 0 < r["best_of_n_rmse"] <= r["best_of_1_rmse"] and r["best_of_n_rmse_pixel"] <= r["best_of_n_rmse"]
     assert r["variance"] >= 0 and r["gray_colourfulness_ratio"] < 0.05
+    # the ceiling: the photo's own colour, only coarsened to the model's resolution
+    for prefix in ("", "whole_"):
+        assert r[f"{prefix}ceiling_rmse"] < 0.5 * r[f"{prefix}gray_best_of_n_rmse"]
+        assert 0.5 < r[f"{prefix}ceiling_colourfulness_ratio"] <= 1.05
     # whole photos at full size (72x48 here), as cinn colorize makes them
     assert r["whole_images"] == 2 and math.isfinite(r["whole_val_bits_per_dim"])
     assert 0 < r["whole_best_of_n_rmse"] <= r["whole_best_of_1_rmse"] and r["whole_min_variance"] > 0

@@ -51,11 +51,13 @@ def colorize_lightness(model, L: Tensor, zs: list[Tensor]) -> Tensor:
     size = model.working_size(*L.shape[-2:])
     L_work = resize(L, size).expand(len(zs[0]), 1, *size)
     ab = model.inverse(zs, L_work).clamp(-128.0, 128.0)  # the reference's clamp before lab2rgb
-    out = []
-    for i in range(len(ab)):
-        ab_full = guided_upsample(ab[i : i + 1], L / 100.0)
-        out.append(lab_to_rgb(torch.cat([L, ab_full], dim=1)))
-    return torch.cat(out)
+    return torch.cat([full_size_rgb(L, ab[i : i + 1]) for i in range(len(ab))])
+
+
+def full_size_rgb(L: Tensor, ab: Tensor) -> Tensor:
+    """``L (1, 1, H, W)`` and ``ab (1, 2, h, w)`` at the working resolution -> RGB ``(1, 3, H, W)``:
+    ab brought to full size by the guided filter steered by ``L``."""
+    return lab_to_rgb(torch.cat([L, guided_upsample(ab, L / 100.0)], dim=1))
 
 
 def to_pixels(rgb: Tensor, alpha: np.ndarray | None) -> np.ndarray:

@@ -30,11 +30,15 @@ def colourings(model, L: Tensor, keys: list[str], n: int, temperature: float, se
     for k in range(1, n + 1):
         per = [draw_latent(shapes, derive_seed(seed, key, k), temperature) for key in keys]
         zs = [torch.stack([z[i] for z in per]).to(L.device) for i in range(len(shapes))]
-        ab = model.inverse(zs, L).clamp(-128.0, 128.0)
-        if tuple(ab.shape[-2:]) != tuple(S):
-            ab = guided_upsample(ab, L / 100.0)
-        out.append(lab_to_rgb(torch.cat([L, ab], dim=1)))
+        out.append(ab_to_rgb(L, model.inverse(zs, L).clamp(-128.0, 128.0)))
     return torch.stack(out, dim=1)
+
+
+def ab_to_rgb(L: Tensor, ab: Tensor) -> Tensor:
+    """``L (B, 1, S, S)`` and ``ab`` at the model's colour resolution -> RGB ``(B, 3, S, S)``."""
+    if tuple(ab.shape[-2:]) != tuple(L.shape[-2:]):
+        ab = guided_upsample(ab, L / 100.0)
+    return lab_to_rgb(torch.cat([L, ab], dim=1))
 
 
 def evaluate_colorize(
@@ -55,10 +59,13 @@ def evaluate_colorize(
     )  # (N, 3, 64, 64) uint8
     result: dict = {"weights": str(info.path), "model_sha256": info.sha256, "images": len(crops)}
     result["val_bits_per_dim"] = ab_bits(model, crops, EVAL_NOISE, device)
-    per: dict[str, list[Tensor]] = {k: [] for k in ("b8", "b8p", "b1", "var", "m", "m_gt", "g8", "g8p", "m_g")}
+    keys = ("b8", "b8p", "b1", "var", "m", "m_gt", "g8", "g8p", "m_g", "o", "m_o")
+    per: dict[str, list[Tensor]] = {k: [] for k in keys}
     for i in range(0, len(crops), batch_size):
         target = crops[i : i + batch_size].float().div(255.0)
         _, L = lab_pair(target)
+        own_ab, _ = lab_pair(target, model.config.ab_downscale)
+        ceiling = ab_to_rgb(L, own_ab).unsqueeze(1)  # the photo's own colour at the model's resolution
         samples = colourings(model, L.to(device), [str(j) for j in range(i, i + len(target))], n, temperature, seed)
         samples = samples.cpu()
         gray = lab_to_rgb(torch.cat([L, torch.zeros_like(L).expand(-1, 2, -1, -1)], dim=1)).unsqueeze(1)
@@ -71,6 +78,8 @@ def evaluate_colorize(
         per["g8"].append(best_of_n_rmse(gray, target))
         per["g8p"].append(best_of_n_rmse_pixel(gray, target))
         per["m_g"].append(colourfulness(gray).flatten())
+        per["o"].append(best_of_n_rmse(ceiling, target))
+        per["m_o"].append(colourfulness(ceiling).flatten())
     mean = {k: float(torch.cat(v).mean()) for k, v in per.items()}
     result.update(
         {
@@ -84,6 +93,8 @@ def evaluate_colorize(
             "gray_best_of_n_rmse": mean["g8"],
             "gray_best_of_n_rmse_pixel": mean["g8p"],
             "gray_colourfulness_ratio": mean["m_g"] / mean["m_gt"],
+            "ceiling_rmse": mean["o"],
+            "ceiling_colourfulness_ratio": mean["m_o"] / mean["m_gt"],
         }
     )
     if n == 8:  # the names EVALUATION.md uses for the standard n
@@ -103,13 +114,14 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
 
     from ..images import discover
     from ..photos import PhotoError, read_rgb
-    from .colorize import colorize_lightness
+    from .colorize import colorize_lightness, full_size_rgb
     from .colorize_latents import photo_ab, working_lightness
 
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     low, high = EVAL_NOISE
-    per: dict[str, list[float]] = {k: [] for k in ("bpd", "b8", "b8p", "b1", "var", "m", "m_gt", "g8", "m_g")}
+    keys = ("bpd", "b8", "b8p", "b1", "var", "m", "m_gt", "g8", "m_g", "o", "m_o")
+    per: dict[str, list[float]] = {k: [] for k in keys}
     for path, rel in discover(str(data_dir)):
         try:
             rgb = read_rgb(path)
@@ -118,6 +130,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         gray = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255.0
         L, L_work = working_lightness(model, gray, device)
         ab = photo_ab(model, rgb, L_work)
+        ceiling = full_size_rgb(L, ab).cpu().unsqueeze(1)  # the photo's own colour at the working resolution
         ab = ab + (low + (high - low) * torch.rand(ab.shape, generator=g)).to(device)
         per["bpd"].append(float(ab_bits_per_dim(model.log_prob(ab, L_work), ab[0].numel())))
         shapes = model.latent_shapes(*L_work.shape[-2:])
@@ -134,6 +147,8 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         per["m_gt"].append(float(colourfulness(target)))
         per["g8"].append(float(best_of_n_rmse(gray_rgb, target)))
         per["m_g"].append(float(colourfulness(gray_rgb).mean()))
+        per["o"].append(float(best_of_n_rmse(ceiling, target)))
+        per["m_o"].append(float(colourfulness(ceiling).mean()))
     mean = {k: float(np.mean(v)) for k, v in per.items()}
     return {
         "images": len(per["bpd"]),
@@ -146,4 +161,6 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         "colourfulness_ratio": mean["m"] / mean["m_gt"],
         "gray_best_of_n_rmse": mean["g8"],
         "gray_colourfulness_ratio": mean["m_g"] / mean["m_gt"],
+        "ceiling_rmse": mean["o"],
+        "ceiling_colourfulness_ratio": mean["m_o"] / mean["m_gt"],
     }
