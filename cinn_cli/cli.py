@@ -600,6 +600,14 @@ precision_option = click.option(
     help="bf16: bfloat16 autocast of the forward pass (log-dets and loss summed in float32; weights, "
     "optimiser and evaluation stay float32).",
 )
+init_option = click.option(
+    "--init",
+    default=None,
+    metavar="MODEL",
+    help="Fine-tune: start from this model file's architecture and weights (or the shipped model: "
+    "mnist, colorize) instead of a new model; --preset then chooses only the recipe (use a smaller "
+    "--lr), and --config is refused.",
+)
 config_option = click.option(
     "--config",
     "config_items",
@@ -657,6 +665,7 @@ def parse_config(items: tuple[str, ...]) -> dict:
 )
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch).")
 @precision_option
+@init_option
 @config_option
 @device_option
 def train_mnist_cmd(
@@ -673,6 +682,7 @@ def train_mnist_cmd(
     log_jsonl,
     eval_every,
     precision,
+    init,
     config_items,
     device,
 ):
@@ -708,6 +718,7 @@ def train_mnist_cmd(
             log_jsonl=log_jsonl,
             precision=precision,
             config_overrides=parse_config(config_items),
+            init=init,
         )
     except (MnistDataError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
@@ -759,6 +770,7 @@ def train_mnist_cmd(
 )
 @click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch).")
 @precision_option
+@init_option
 @config_option
 @device_option
 def train_colorize_cmd(
@@ -777,6 +789,7 @@ def train_colorize_cmd(
     log_jsonl,
     eval_every,
     precision,
+    init,
     config_items,
     device,
 ):
@@ -810,6 +823,7 @@ def train_colorize_cmd(
             crops_per_photo=crops_per_photo,
             precision=precision,
             config_overrides=parse_config(config_items),
+            init=init,
         )
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None

@@ -15,7 +15,7 @@ from cinn_cli.cli import main
 from cinn_cli.core.model import ColorizeCINN, ColorizeConfig
 from cinn_cli.latents import load_latent
 from cinn_cli.metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
-from cinn_cli.storage import save_model
+from cinn_cli.storage import load_model, save_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -173,6 +173,13 @@ def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
     assert 0 < r["whole_best_of_n_rmse"] <= r["whole_best_of_1_rmse"] and r["whole_min_variance"] > 0
     text = invoke("eval", "colorize", "--data", root / "val", "--weights", out, "-n", 2, "--device", "cpu")
     assert text.exit_code == 0 and "whole photos" in text.output
+    # --init fine-tunes that file: with --lr 0 the new file holds exactly its weights
+    tuned = tmp_path / "tuned.safetensors"
+    ft = invoke(*args[:-1], tuned, "--init", out, "--steps", 1, "--batch-size", 4, "--lr", 0, "--device", "cpu")
+    assert ft.exit_code == 0, ft.output
+    (a, _), (b, info) = load_model(out), load_model(tuned)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert info.training["init"].startswith(str(out))
 
 
 # --------------------------------------------------------------------------- metrics

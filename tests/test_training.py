@@ -295,3 +295,32 @@ def test_sigterm_checkpoints_and_resume_finishes_as_if_never_stopped(mnist_dir, 
     a, b = load_model(out)[0].state_dict(), load_model(tmp_path / "whole.safetensors")[0].state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_init_fine_tunes_a_model_file_and_records_it(mnist_dir, tmp_path):
+    tiny = [f"--config={k}={list(v)}" for k, v in TINY.items()]
+    base = ["train", "mnist", "--data", str(mnist_dir), "--batch-size", "16", "--steps", "2"]
+    first = tmp_path / "first.safetensors"
+    assert CliRunner().invoke(main, [*base, "--out", str(first), *tiny]).exit_code == 0
+
+    # --lr 0: the fine-tuned file holds exactly the init file's weights, and its architecture
+    tuned = tmp_path / "tuned.safetensors"
+    result = CliRunner().invoke(main, [*base, "--out", str(tuned), "--init", str(first), "--lr", "0"])
+    assert result.exit_code == 0, result.output
+    (a, a_info), (b, b_info) = load_model(first), load_model(tuned)
+    assert b_info.config == a_info.config and b_info.config["blocks"] == list(TINY["blocks"])
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name]), name
+    assert b_info.training["init"] == f"{first} (sha256 {a_info.sha256})"
+    # a real fine-tune moves the weights
+    moved = tmp_path / "moved.safetensors"
+    assert CliRunner().invoke(main, [*base, "--out", str(moved), "--init", str(first)]).exit_code == 0
+    assert not torch.equal(
+        load_model(moved)[0].state_dict()["flow.steps.1.sub1.last.weight"],
+        a.state_dict()["flow.steps.1.sub1.last.weight"],
+    )
+
+    refused = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "x.safetensors"), "--init", str(first), *tiny])
+    assert refused.exit_code == 1 and "--config cannot be combined with --init" in refused.output
+    wrong = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "y.safetensors"), "--init", "colorize"])
+    assert wrong.exit_code == 1 and "needs a 'mnist' model" in wrong.output

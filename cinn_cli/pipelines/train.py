@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..core.model import PRESETS, MnistCINN, MnistConfig
+from ..core.model import PRESETS, MnistCINN
 from ..mnist_data import load_mnist
+from ..storage import load_model, resolve_weights
 from ..training import Recipe, TrainResult, train
 from .evaluate import test_bits_per_dim
 
@@ -59,6 +60,19 @@ def run_info(preset: str, recipe: Recipe, seed: int, device: torch.device, **ext
         "seed": seed,
         "device": str(device),
     }
+
+
+def initial_model(task: str, build, preset_config, overrides: dict | None, init: str | None):
+    """``(model, run-info fields)``: a new model from the preset's config (with ``--config``
+    overrides), or, with ``init`` (a model file, or a shipped model's name), that file's
+    architecture and weights to fine-tune. ``--config`` cannot change a trained architecture."""
+    if init is None:
+        return build(with_config(preset_config, overrides)), {}
+    if overrides:
+        raise ValueError("--config cannot be combined with --init: the model is the init file's, as it was trained")
+    path = resolve_weights(init, task)
+    model, info = load_model(path, task=task)
+    return model, {"init": f"{path} (sha256 {info.sha256})"}
 
 
 class MnistTask:
@@ -120,15 +134,14 @@ def train_mnist(
     progress: bool = True,
     log_jsonl: Path | None = None,
     precision: str = "fp32",
+    init: str | None = None,
 ) -> tuple[MnistCINN, TrainResult]:
-    config: MnistConfig = with_config(PRESETS[preset], config_overrides)
     recipe = with_overrides(MNIST_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
-    model = MnistCINN(config)
+    model, init_info = initial_model("mnist", MnistCINN, PRESETS[preset], config_overrides, init)
     task = MnistTask(data_dir, MNIST_TRAIN_NOISE[preset], eval_limit=eval_limit)
-    info = run_info(
-        preset, recipe, seed, device, data="MNIST train (60,000 images)" if task.n_train == 60000 else str(data_dir)
-    )
+    data = "MNIST train (60,000 images)" if task.n_train == 60000 else str(data_dir)
+    info = run_info(preset, recipe, seed, device, data=data, **init_info)
     result = train(
         model,
         task,
@@ -296,14 +309,14 @@ def train_colorize(
     progress: bool = True,
     log_jsonl: Path | None = None,
     precision: str = "fp32",
+    init: str | None = None,
 ):
     """Train a colorization model on a folder of photos (``val_dir``: held-out photos)."""
     from ..core.colorize import COLORIZE_PRESETS, ColorizeCINN
 
-    config = with_config(COLORIZE_PRESETS[preset], config_overrides)
     recipe = with_overrides(COLORIZE_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
-    model = ColorizeCINN(config)
+    model, init_info = initial_model("colorize", ColorizeCINN, COLORIZE_PRESETS[preset], config_overrides, init)
     task = ColorizeTask(model, data_dir, val_dir, COLORIZE_NOISE[preset], crops_per_photo=crops_per_photo)
     info = run_info(
         preset,
@@ -313,6 +326,7 @@ def train_colorize(
         data=f"{data_dir} ({len(task.pyramids)} photos, {crops_per_photo} crops each per epoch)",
         val=str(val_dir) if val_dir is not None else "",
         dequantization="ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),
+        **init_info,
     )
     result = train(
         model,
