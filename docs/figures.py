@@ -2,7 +2,7 @@
 
     python docs/figures.py [--data DIR] [--weights FILE]
 
-1. ``docs/mnist-samples.png``: ``cinn sample -d 0-9 -n 10 --seed 1`` (one row per digit, the default T = 0.6).
+1. ``docs/mnist-samples.png``: ``cinn sample -d 0-9 -n 10 --seed 1`` (one row per digit, the default T = 0.65).
 2. ``docs/mnist-style-transfer.png``: the first 8 MNIST test images (left column) encoded with
    ``cinn encode IN Z --verify`` (labels from folder names), then decoded under every digit with
    ``cinn sample --from-latent Z -d 0-9``: each row keeps one writer's style.

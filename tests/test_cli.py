@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cinn_cli.cli import main, parse_digits
+from cinn_cli.cli import MNIST_TEMPERATURE, main, parse_digits
 from cinn_cli.core.model import MnistCINN, MnistConfig
 from cinn_cli.images import quantize
 from cinn_cli.latents import load_latent
@@ -133,7 +133,11 @@ def test_latent_file_decodes_to_the_sample(tiny_weights, tmp_path):
     assert run("sample", "-d", "4", "-n", "2", "--seed", "9", "--weights", tiny_weights, "-o", tmp_path).exit_code == 0
     model, info = load_model(tiny_weights)
     latent = load_latent(tmp_path / "4-0002.safetensors")
-    assert latent.condition == {"digit": 4} and latent.model_sha256 == info.sha256 and latent.temperature == 0.6
+    assert (
+        latent.condition == {"digit": 4}
+        and latent.model_sha256 == info.sha256
+        and latent.temperature == MNIST_TEMPERATURE
+    )
     with torch.no_grad():
         x = model.inverse([z.unsqueeze(0) for z in latent.zs], torch.tensor([4]))
     with Image.open(tmp_path / "4-0002.png") as im:

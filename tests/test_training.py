@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cinn_cli.cli import main
+from cinn_cli.cli import MNIST_TEMPERATURE, main
 from cinn_cli.core.model import MnistCINN, MnistConfig
 from cinn_cli.pipelines import train as train_module
 from cinn_cli.pipelines.train import MnistTask, train_mnist
@@ -239,7 +239,7 @@ def test_eval_record_stores_the_numbers_in_the_model_file(mnist_dir, tmp_path):
     st = info.metrics["style_transfer"]
     assert st["images"] == 7 and 0 <= st["accuracy"] <= 1 and len(st["per_digit_accuracy"]) == 10
     assert info.metrics["round_trip_exact"] == info.metrics["round_trip_images"]  # a fresh model is tame
-    assert info.metrics["samples"][0]["temperature"] == 0.6 and "training" in dir(info)
+    assert info.metrics["samples"][0]["temperature"] == MNIST_TEMPERATURE and "training" in dir(info)
     for (k, a), b in zip(before.items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
