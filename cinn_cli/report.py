@@ -63,6 +63,8 @@ class RunReport:
             f"{self.skipped} skipped (already there)",
             f"{len(self.failures)} failed",
         ]
+        if not (self.written or self.skipped or self.failures):  # an empty folder, a typo'd glob, an empty shard
+            console.print("[yellow]warning[/yellow]: no inputs, nothing to do")
         extra = ", ".join(f"{k} {v}" for k, v in self.extra.items())
         console.print(escape(f"cinn {self.command}: " + ", ".join(parts) + (f"; {extra}" if extra else "")))
         return self.exit_code

@@ -130,6 +130,15 @@ def test_encode_reports_bad_inputs_and_writes_the_rest(tmp_path):
     assert (tmp_path / "z" / "4" / "ok.safetensors").is_file()
 
 
+def test_an_empty_input_folder_is_no_error_but_says_so(weights, tmp_path):
+    (tmp_path / "in").mkdir()
+    result = invoke("colorize", tmp_path / "in", tmp_path / "out", "--weights", weights)
+    assert result.exit_code == 0 and "no inputs, nothing to do" in result.stderr
+    (tmp_path / "in" / "a.png").write_bytes(b"")  # one (bad) input: no warning, exit 1
+    result = invoke("colorize", tmp_path / "in", tmp_path / "out", "--weights", weights)
+    assert result.exit_code == 1 and "nothing to do" not in result.stderr
+
+
 def test_inputs_whose_outputs_would_collide_fail_with_a_reason(weights, tmp_path):
     for folder in ("in", "x", "y"):
         (tmp_path / folder).mkdir()
