@@ -55,7 +55,7 @@ def colorize_lightness(model, L: Tensor, zs: list[Tensor]) -> Tensor:
 
 
 def full_size_rgb(L: Tensor, ab: Tensor) -> Tensor:
-    """``L (1, 1, H, W)`` and ``ab (1, 2, h, w)`` at the working resolution -> RGB ``(1, 3, H, W)``:
+    """``L (B, 1, H, W)`` and ``ab (B, 2, h, w)`` at the working resolution -> RGB ``(B, 3, H, W)``:
     ab brought to full size by the guided filter steered by ``L``."""
     return lab_to_rgb(torch.cat([L, guided_upsample(ab, L / 100.0)], dim=1))
 

@@ -12,6 +12,7 @@ the file and how much is drawn anew (the reference code's ``color_transfer``).
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def encode_photos(
 
     items = latent_targets(source, out, shard, overwrite, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for (path, rel, target), decoded in readable(pool, items, read, report, PhotoError, _first, bar):
+        for (path, rel, target), decoded in readable(pool, items, read, report, PhotoError, itemgetter(0), bar):
             _encode_one(model, info, path, rel, target, *decoded, verify, device, report)
 
 
@@ -191,7 +192,7 @@ def colorize_from_latents(
     stored = [(p, lat) for p, lat in stored if lat is not None]
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
         inputs = select(discover(source, skip=out), shard, report)
-        for (path, rel), decoded in readable(pool, inputs, _read_gray, report, PhotoError, _first, bar):
+        for (path, rel), decoded in readable(pool, inputs, _read_gray, report, PhotoError, itemgetter(0), bar):
             _decode_under(
                 model,
                 info,
@@ -209,10 +210,6 @@ def colorize_from_latents(
                 device,
                 report,
             )
-
-
-def _first(item: tuple) -> Path:
-    return item[0]
 
 
 def _read_gray(item: tuple[Path, Path]):

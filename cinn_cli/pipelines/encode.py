@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ def encode_digits(
 
     items = latent_targets(source, out, shard, overwrite, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
-        for (path, _, target), decoded in readable(pool, items, read, report, InputError, lambda item: item[0], bar):
+        for (path, _, target), decoded in readable(pool, items, read, report, InputError, itemgetter(0), bar):
             pending.append((path, target, *decoded))
             if len(pending) >= batch_size:
                 _encode_batch(model, info.sha256, pending, verify, device, report, pool)

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..color import guided_upsample, lab_pair, lab_to_rgb
+from ..color import lab_pair, lab_to_rgb
 from ..core.colorize import ab_bits_per_dim
 from ..latents import derive_seed, draw_latent
 from ..metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
 from ..photos import center_crop
-from .colorize import load_colorize_model
+from .colorize import full_size_rgb, load_colorize_model
 from .train import COLORIZE_EVAL_NOISE as EVAL_NOISE
 from .train import ab_bits, load_photos
 
@@ -35,9 +35,10 @@ def colourings(model, L: Tensor, keys: list[str], n: int, temperature: float, se
 
 
 def ab_to_rgb(L: Tensor, ab: Tensor) -> Tensor:
-    """``L (B, 1, S, S)`` and ``ab`` at the model's colour resolution -> RGB ``(B, 3, S, S)``."""
+    """``L (B, 1, S, S)`` and ``ab`` at the model's colour resolution -> RGB ``(B, 3, S, S)``:
+    upsampled as ``cinn colorize`` does when the model works on coarser colour than L."""
     if tuple(ab.shape[-2:]) != tuple(L.shape[-2:]):
-        ab = guided_upsample(ab, L / 100.0)
+        return full_size_rgb(L, ab)
     return lab_to_rgb(torch.cat([L, ab], dim=1))
 
 
@@ -114,7 +115,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
 
     from ..images import discover
     from ..photos import PhotoError, read_rgb
-    from .colorize import colorize_lightness, full_size_rgb
+    from .colorize import colorize_lightness
     from .colorize_latents import photo_ab, working_lightness
 
     device = next(model.parameters()).device
