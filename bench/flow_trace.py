@@ -7,8 +7,9 @@ the largest |shift| and the largest clamped log-scale it applies (the clamp boun
 at ``clamp``: a coupling can multiply by at most e^clamp). Then each image's bits/dim (as
 ``cinn eval mnist`` computes it, one dequantization draw) and latent norm. Float64 throughout.
 
-It was written for test image 5627, whose bits/dim under the shipped model is many orders of
-magnitude above the others' (README, MNIST): compare its column with the ordinary images'.
+It was written for test image 5627, whose bits/dim under the clamp-1.5 model shipped before
+(``git show 9bd6861:weights/mnist.safetensors``) was many orders of magnitude above the others'
+(README, MNIST): compare its column with the ordinary images'.
 """
 
 from __future__ import annotations

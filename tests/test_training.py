@@ -130,7 +130,7 @@ def test_resume_refuses_a_checkpoint_of_another_model_in_one_sentence(mnist_dir,
         main, [*args, "--steps", "4", "--resume", "--config=hidden=[4,4,8]", "--config=clamp=0.5"]
     )
     assert result.exit_code == 1 and result.exception.__class__ is SystemExit
-    assert "was trained with clamp=1.5 but this run asks for clamp=0.5" in result.output
+    assert "was trained with clamp=1.0 but this run asks for clamp=0.5" in result.output
     # Other widths: one sentence, not PyTorch's list of shape mismatches.
     result = CliRunner().invoke(main, [*args, "--steps", "4", "--resume", "--config=hidden=[8,4,8]"])
     assert result.exit_code == 1 and "hidden=[4, 4, 8] but this run asks for hidden=[8, 4, 8]" in result.output

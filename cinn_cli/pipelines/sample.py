@@ -34,11 +34,11 @@ def provenance_text(model_sha256: str) -> dict[str, str]:
 def load_mnist_model(weights: Path, device: torch.device, exact: bool = False):
     """``(model, info)``; ``exact=True`` gives it in float64, as ``cinn encode`` uses it.
 
-    Why float64 for encoding: the shipped model maps a rare input (test image 5627) to a latent
-    of norm ~3e4, where float32 decoding cancels catastrophically (error 259/255) while float64
-    gives the image back exactly. Encoded latents are stored in float64 and decoded in float64;
-    sampled latents are float32 and decoded in float32 (fast, and the same bytes as the sample).
-    MPS has no float64 and stays in float32.
+    Why float64 for encoding: a model can map a rare input to a huge latent (the clamp-1.5 MNIST
+    model shipped before sent test image 5627 to norm ~3e4), where float32 decoding cancels
+    catastrophically (error 259/255) while float64 gives the image back exactly. Encoded latents
+    are stored in float64 and decoded in float64; sampled latents are float32 and decoded in
+    float32 (fast, and the same bytes as the sample). MPS has no float64 and stays in float32.
     """
     model, info = load_model(weights, device=str(device), task="mnist")
     return (model.double() if exact and device.type != "mps" else model), info
