@@ -77,7 +77,8 @@ def main() -> None:
     gray = lab_to_rgb(torch.cat([L, torch.zeros_like(L).expand(-1, 2, -1, -1)], dim=1))
     gray_b8 = best_of_n_rmse(gray.unsqueeze(1), target).mean().item()
     print(f"{len(L)} crops of {args.data}, n={args.n}, T={args.temperature}; gray baseline best-of-n {gray_b8:.4f}")
-    print(f"{'upsampler':30s} {'ceil RMSE':>9s} {'ceil col':>8s} {'best-of-n':>9s} {'x gray':>6s} {'col':>6s} {'vs shipped':>10s}")
+    columns = ("ceil RMSE", "ceil col", "best-of-n", "x gray", "col", "vs shipped")
+    print(f"{'upsampler':30s} " + " ".join(f"{c:>{w}s}" for c, w in zip(columns, (9, 8, 9, 6, 6, 10), strict=True)))
     reference = None
     for name, up in UPSAMPLERS.items():
         ceiling = rgb(own_ab, up)
