@@ -280,6 +280,7 @@ class _Run:
         self.gnorm_ema: float | None = None
         self.metrics: dict[str, float] = {}
         self.history: list[float] = []  # the first held-out metric after each evaluation
+        self.evaluated_step = 0  # the step of the last finished evaluation (and model file)
         self.spent = 0.0  # seconds of training before this process (from the checkpoint)
         self.t0 = time.monotonic()
 
@@ -303,6 +304,7 @@ class _Run:
             state["metrics"],
         )
         self.gnorm_ema, self.history = state.get("gnorm_ema"), state.get("history", [])
+        self.evaluated_step = state.get("evaluated_step", self.step)  # older checkpoints: assume done
         self.spent = state["seconds"]
 
     def save_checkpoint(self) -> None:
@@ -319,6 +321,7 @@ class _Run:
             "ema": self.ema,
             "gnorm_ema": self.gnorm_ema,
             "history": self.history,
+            "evaluated_step": self.evaluated_step,
             "metrics": self.metrics,
             "seconds": self.seconds(),
             "recipe": asdict(self.recipe),
@@ -451,6 +454,11 @@ def _train(
     bar = tqdm(total=total, initial=run.step, disable=not (progress and main), unit="step", dynamic_ncols=True)
     try:
         with _StopSignals(world) as signals:
+            if run.step > 0 and run.evaluated_step != run.step and (run.step % eval_every == 0 or run.step == total):
+                # Stopped during this step's evaluation: finish it first, or the model file would
+                # stay one evaluation behind (after the last step, for good).
+                with signals.at_once():
+                    _evaluate(run, task, device, bar, log_jsonl, steps_per_epoch)
             while run.step < total:
                 epoch, offset = divmod(run.step, steps_per_epoch)
                 idx = epoch_order(seed, epoch, task.n_train)[
@@ -545,6 +553,7 @@ def _evaluate(
         run.write_model()
     run.metrics = distributed.broadcast_from_main(run.metrics, run.world)
     run.history.append(next(iter(run.metrics.values())))
+    run.evaluated_step = run.step
     run.save_checkpoint()
     if not main:
         return

@@ -75,6 +75,33 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(mnist_dir, t
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("stopped_call", [1, 3])  # the evaluation at step 4, and the final one at step 10
+def test_stop_during_an_evaluation_is_finished_on_resume(mnist_dir, tmp_path, monkeypatch, stopped_call):
+    """Stopped inside an evaluation (the long part of a step that a signal interrupts at once),
+    --resume evaluates that step first: the model file ends with the uninterrupted run's weights
+    (before, a stop in the final evaluation left the file one evaluation behind for good)."""
+    whole, _ = run_tiny(mnist_dir, tmp_path / "whole.safetensors", steps=10)
+    calls = {"n": 0}
+    original = MnistTask.evaluate
+
+    def interrupted_evaluate(self, *args):
+        calls["n"] += 1
+        if calls["n"] == stopped_call:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    out = tmp_path / "split.safetensors"
+    monkeypatch.setattr(MnistTask, "evaluate", interrupted_evaluate)
+    with pytest.raises(TrainingInterrupted):
+        run_tiny(mnist_dir, out, steps=10)
+    monkeypatch.setattr(MnistTask, "evaluate", original)
+    _, result = run_tiny(mnist_dir, out, steps=10, resume=True)
+    assert result.steps == 10 and result.metrics
+    saved = load_model(out)[0].state_dict()
+    for name, a in whole.state_dict().items():
+        assert torch.equal(a, saved[name]), name
+
+
 def test_non_finite_steps_never_reach_the_weights(mnist_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
     original = MnistTask.loss
