@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from cinn_cli.color import guided_upsample, lab_pair, lab_to_rgb, resize
-from cinn_cli.latents import derive_seed, draw_latent
 from cinn_cli.metrics import best_of_n_rmse, colourfulness
 from cinn_cli.photos import center_crop
 from cinn_cli.pipelines.colorize import load_colorize_model
+from cinn_cli.pipelines.evaluate_colorize import sampled_ab
 from cinn_cli.pipelines.train import load_photos
 
 
@@ -63,12 +63,8 @@ def main() -> None:
     target = crops.float() / 255.0  # (N, 3, 64, 64)
     _, L = lab_pair(target)
     own_ab, _ = lab_pair(target, model.config.ab_downscale)
-    shapes = model.latent_shapes(*L.shape[-2:])
-    samples_ab = []  # n x (N, 2, h, w): the same draws as ``cinn eval colorize``
-    for k in range(1, args.n + 1):
-        per = [draw_latent(shapes, derive_seed(0, str(j), k), args.temperature) for j in range(len(L))]
-        zs = [torch.stack([z[i] for z in per]) for i in range(len(shapes))]
-        samples_ab.append(model.inverse(zs, L).clamp(-128.0, 128.0))
+    keys = [str(j) for j in range(len(L))]  # the keys and seed of ``cinn eval colorize``: the same draws
+    samples_ab = sampled_ab(model, L, keys, args.n, args.temperature, seed=0)  # n x (N, 2, h, w)
 
     def rgb(ab: torch.Tensor, up) -> torch.Tensor:
         return lab_to_rgb(torch.cat([L, up(ab, L)], dim=1))

@@ -427,6 +427,10 @@ def _train(
         raise ValueError(f"batch size {recipe.batch_size} is larger than the data ({task.n_train})")
     total = max_steps if max_steps is not None else recipe.epochs * steps_per_epoch
     eval_every = eval_every or steps_per_epoch
+
+    def evaluation_due(step: int) -> bool:
+        return step % eval_every == 0 or step == total
+
     local_batch = recipe.batch_size // world.size
     part = slice(world.rank * local_batch, (world.rank + 1) * local_batch)  # this process's rows
     main = world.main
@@ -454,7 +458,7 @@ def _train(
     bar = tqdm(total=total, initial=run.step, disable=not (progress and main), unit="step", dynamic_ncols=True)
     try:
         with _StopSignals(world) as signals:
-            if run.step > 0 and run.evaluated_step != run.step and (run.step % eval_every == 0 or run.step == total):
+            if evaluation_due(run.step) and run.evaluated_step != run.step:
                 # Stopped during this step's evaluation: finish it first, or the model file would
                 # stay one evaluation behind (after the last step, for good).
                 with signals.at_once():
@@ -470,7 +474,7 @@ def _train(
                 bar.update(1)
                 if progress and main and (run.step % 10 == 0 or run.step == total):
                     bar.set_postfix(**run.postfix())
-                if run.step % eval_every == 0 or run.step == total:
+                if evaluation_due(run.step):
                     with signals.at_once():
                         _evaluate(run, task, device, bar, log_jsonl, steps_per_epoch)
                     last_ckpt = time.monotonic()

@@ -21,17 +21,21 @@ EVAL_SIZE = 64
 
 
 @torch.no_grad()
-def colourings(model, L: Tensor, keys: list[str], n: int, temperature: float, seed: int) -> Tensor:
-    """``L (B, 1, S, S)`` -> RGB ``(B, n, 3, S, S)``; image ``i``'s sample ``k`` from the seed
-    ``derive_seed(seed, keys[i], k)`` (independent of batching)."""
-    S = L.shape[-2:]
-    shapes = model.latent_shapes(*S)
+def sampled_ab(model, L: Tensor, keys: list[str], n: int, temperature: float, seed: int) -> list[Tensor]:
+    """``L (B, 1, S, S)`` -> ``n`` tensors ``ab (B, 2, h, w)`` at the model's colour resolution;
+    image ``i``'s sample ``k`` from the seed ``derive_seed(seed, keys[i], k)`` (independent of batching)."""
+    shapes = model.latent_shapes(*L.shape[-2:])
     out = []
     for k in range(1, n + 1):
         per = [draw_latent(shapes, derive_seed(seed, key, k), temperature) for key in keys]
         zs = [torch.stack([z[i] for z in per]).to(L.device) for i in range(len(shapes))]
-        out.append(ab_to_rgb(L, model.inverse(zs, L).clamp(-128.0, 128.0)))
-    return torch.stack(out, dim=1)
+        out.append(model.inverse(zs, L).clamp(-128.0, 128.0))
+    return out
+
+
+def colourings(model, L: Tensor, keys: list[str], n: int, temperature: float, seed: int) -> Tensor:
+    """``L (B, 1, S, S)`` -> RGB ``(B, n, 3, S, S)``: the ``sampled_ab`` colourings at L's size."""
+    return torch.stack([ab_to_rgb(L, ab) for ab in sampled_ab(model, L, keys, n, temperature, seed)], dim=1)
 
 
 def ab_to_rgb(L: Tensor, ab: Tensor) -> Tensor:
