@@ -454,6 +454,7 @@ def _train(
             f"global batch {recipe.batch_size} ({local_batch} per process), lr {recipe.lr:g}, precision {precision}"
         )
 
+    # The clock restarts here so that set-up (data, DDP, checkpoint load) is not counted as training.
     run.t0 = last_ckpt = time.monotonic()
     bar = tqdm(total=total, initial=run.step, disable=not (progress and main), unit="step", dynamic_ncols=True)
     try:
