@@ -116,6 +116,13 @@ json_option = click.option(
     is_flag=True,
     help="Print one JSON object per line on stdout (files, then a summary).",
 )
+work_size_option = click.option(
+    "--work-size",
+    type=click.IntRange(16, 4096),
+    default=None,
+    help="Colorize models: short side in pixels at which colour is predicted (default: the model "
+    "file's; the shipped model's is 128). Larger: finer colour detail, slower.",
+)
 workers_option = click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -372,11 +379,12 @@ def sample(
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing latent files (default: skip them).")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 1 << 16))
+@work_size_option
 @device_option
 @json_option
 @workers_option
 @shard_option
-def encode(source, out, model, digit, verify, overwrite, batch_size, device, json_lines, workers, shard):
+def encode(source, out, model, digit, verify, overwrite, batch_size, work_size, device, json_lines, workers, shard):
     """Turn images into latent codes (.safetensors) that decode again.
 
     IN is an image, a folder (recursive; sub-folders are mirrored in OUT) or - (paths on stdin).
@@ -420,8 +428,10 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
                     raise click.UsageError("--digit applies to MNIST models only")
                 from .pipelines.colorize_latents import encode_photos
 
-                encode_photos(**common)
+                encode_photos(work_size=work_size, **common)
             elif task == "mnist":
+                if work_size is not None:
+                    raise click.UsageError("--work-size applies to colorize models only")
                 from .pipelines.encode import encode_digits
 
                 encode_digits(digit=digit, batch_size=batch_size, **common)
@@ -469,6 +479,7 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, device, jso
     help="With --from-latent: 'all' (the file's latent as is) or one weight in [0, 1] per latent "
     "level, finest first, of the file's latent; the rest of each level is drawn anew (--seed, -t).",
 )
+@work_size_option
 @device_option
 @json_option
 @workers_option
@@ -487,6 +498,7 @@ def colorize(
     batch_size,
     from_latents,
     transfer_levels,
+    work_size,
     device,
     json_lines,
     workers,
@@ -549,6 +561,7 @@ def colorize(
                     report=report,
                     workers=workers,
                     shard=shard,
+                    work_size=work_size,
                 )
         except TransferLevelsError as e:
             raise click.BadParameter(str(e), param_hint="--transfer-levels") from None
@@ -573,6 +586,7 @@ def colorize(
                 report=report,
                 workers=workers,
                 shard=shard,
+                work_size=work_size,
             )
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
@@ -976,9 +990,10 @@ def eval_mnist_cmd(data_dir, weights, temperatures, per_digit, transfer_images, 
 @click.option("-t", "--temperature", default=COLORIZE_TEMPERATURE, show_default=True, type=click.FloatRange(0.0, 5.0))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--record", is_flag=True, help="Store the results in the model file's metadata (its SHA-256 changes).")
+@work_size_option
 @device_option
 @json_option
-def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, json_lines):
+def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, work_size, device, json_lines):
     """Val bits/dim and sample quality of a colorization model on 64x64 centre crops and on the
     whole photos at full size (gray input -> cinn colorize's output, compared with the photo).
 
@@ -1001,7 +1016,13 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, j
 
     try:
         r = evaluate_colorize(
-            weights=weights, data_dir=data_dir, n=n, temperature=temperature, device=resolve_device(device), seed=seed
+            weights=weights,
+            data_dir=data_dir,
+            n=n,
+            temperature=temperature,
+            device=resolve_device(device),
+            seed=seed,
+            work_size=work_size,
         )
     except (ModelFileError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
@@ -1026,7 +1047,7 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, device, j
         ("ceiling: RMSE", "ceiling_rmse", ".4f"),
         ("ceiling: colourfulness", "ceiling_colourfulness_ratio", ".3f"),
     ]
-    click.echo(f"{'':32} {'64x64 crops':>12} {'whole photos':>13}")
+    click.echo(f"{'':32} {'64x64 crops':>12} {'whole photos':>13} (working short side {r['whole_work_size']})")
     for label, key, fmt in rows:
         whole = format(w[key], fmt) if key in w else "-"
         click.echo(f"{label:32} {format(r[key], fmt):>12} {whole:>13}")

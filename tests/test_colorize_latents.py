@@ -97,6 +97,34 @@ def test_encode_verify_and_decode_gives_the_photo_back(setup, tmp_path):
     assert used.extra["working_size"] == own.extra["working_size"] != lat.extra["working_size"]
 
 
+def test_work_size_sets_where_the_model_runs_for_encode_decode_and_sampling(setup, tmp_path):
+    """--work-size replaces the file's working short side (the tiny model's: 16) for the run."""
+    root, weights = setup
+    a = root / "in" / "a.png"  # 56x40
+    r = invoke("encode", a, tmp_path / "lat", "--model", weights, "--work-size", 32, "--verify", "--json")
+    assert r.exit_code == 0, r.output
+    lat = load_latent(tmp_path / "lat" / "a.safetensors")
+    assert lat.extra["working_size"] == "48x32"  # short side 32, the long side 44.8 -> a multiple of 8
+    assert [tuple(z.shape) for z in lat.zs] == [(4, 8, 12), (16, 4, 6)]  # ab 2x16x24, two levels
+    # decoded at the same working size: the encoded colours back (as at the default size)
+    own = tmp_path / "lat" / "a.safetensors"
+    dec = invoke("colorize", a, tmp_path / "dec", "--from-latent", own, "--weights", weights, "--work-size", 32)
+    assert dec.exit_code == 0, dec.output
+    gray = tmp_path / "gray.png"
+    Image.open(a).convert("L").save(gray)
+    assert mean_abs_rgb(tmp_path / "dec" / "a-from-a.png", a) < 0.5 * mean_abs_rgb(gray, a)
+    # sampling at the default and at a larger working size
+    for size, expect in ((None, "24x16"), (48, "64x48")):
+        extra = [] if size is None else ["--work-size", size]
+        out = tmp_path / f"s{size}"
+        r = invoke("colorize", a, out, "-n", 1, "--seed", 0, "--weights", weights, *extra)
+        assert r.exit_code == 0, r.output
+        assert load_latent(out / "a-1.safetensors").extra["working_size"] == expect
+    # where it does not apply: an MNIST model, or a size below any model's
+    assert invoke("encode", a, tmp_path / "m", "--work-size", 32).exit_code == 2
+    assert invoke("colorize", a, tmp_path / "x", "--weights", weights, "--work-size", 8).exit_code == 2
+
+
 def test_own_latent_reproduces_the_encoded_colours_exactly(setup):
     """Decode(encode(photo)) under the photo's lightness gives the encoded ab (float rounding)."""
     root, weights = setup

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -35,12 +35,19 @@ GRID_TILE = 256  # long side of each tile in a contact sheet
 MAX_ASPECT = 32
 
 
-def load_colorize_model(weights: str | None, device: torch.device):
-    """``(model, info)`` for ``--weights`` (a path or the shipped name ``colorize``)."""
+def load_colorize_model(weights: str | None, device: torch.device, work_size: int | None = None):
+    """``(model, info)`` for ``--weights`` (a path or the shipped name ``colorize``); ``work_size``
+    (``--work-size``) replaces the file's working short side for this run."""
     path = resolve_weights(weights, "colorize")
     if weights in (None, "colorize") and not path.exists():
         raise ModelFileError(NO_SHIPPED_MODEL)
     model, info = load_model(path, device=str(device), task="colorize")
+    if work_size is not None:
+        if model.config.arch == "paper":
+            raise ValueError("--work-size does not apply to a paper-architecture model (it runs at 64x64 only)")
+        if work_size < model.size_multiple:
+            raise ValueError(f"--work-size must be at least {model.size_multiple} for this model, got {work_size}")
+        model.config = replace(model.config, work_size=work_size)
     return model, info
 
 
@@ -94,6 +101,7 @@ def colorize_photos(
     report: RunReport,
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
+    work_size: int | None = None,
 ) -> None:
     """Colorize every input of ``source`` (see ``discover``) into ``out``.
 
@@ -101,7 +109,7 @@ def colorize_photos(
     threads behind, while the model runs here; ``shard`` ``(i, N)`` keeps the inputs whose
     relative path hashes to ``i`` (see ``in_shard``). One bad input never stops the run.
     """
-    model, info = load_colorize_model(weights, device)
+    model, info = load_colorize_model(weights, device, work_size)
     plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report)
     with Pool(workers or default_workers()) as pool, progress_bar() as bar:
         for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):

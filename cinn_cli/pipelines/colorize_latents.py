@@ -68,10 +68,11 @@ def encode_photos(
     report: RunReport,
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
+    work_size: int | None = None,
 ) -> None:
     """Every colour photo under ``source`` -> ``OUT/<rel dir>/<stem>.safetensors`` (photos decoded
     ahead by ``workers`` threads; ``shard`` as in ``colorize_photos``)."""
-    model, info = load_colorize_model(str(weights), device)
+    model, info = load_colorize_model(str(weights), device, work_size)
 
     def read(item) -> tuple[np.ndarray, np.ndarray]:
         return read_gray(item[0])[0], read_rgb(item[0])
@@ -183,10 +184,11 @@ def colorize_from_latents(
     report: RunReport,
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
+    work_size: int | None = None,
 ) -> None:
     """Decode every stored latent under every photo's lightness:
     ``OUT/<rel dir>/<stem>-from-<latent stem>.<fmt>``, at the photo's full size."""
-    model, info = load_colorize_model(weights, device)
+    model, info = load_colorize_model(weights, device, work_size)
     mix = parse_levels(levels, model.n_latent_levels)
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]

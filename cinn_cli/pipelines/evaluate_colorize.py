@@ -56,9 +56,11 @@ def evaluate_colorize(
     seed: int = 0,
     batch_size: int = 32,
     whole: bool = True,
+    work_size: int | None = None,
 ) -> dict:
-    """Every colorization number for one model on the photos under ``data_dir``."""
-    model, info = load_colorize_model(weights, device)
+    """Every colorization number for one model on the photos under ``data_dir`` (``work_size``:
+    the whole photos' working short side, default the file's; the crops are always 64x64)."""
+    model, info = load_colorize_model(weights, device, work_size)
     crops = torch.stack(
         [torch.from_numpy(center_crop(p, EVAL_SIZE)).permute(2, 0, 1) for p in load_photos(data_dir)]
     )  # (N, 3, 64, 64) uint8
@@ -106,6 +108,7 @@ def evaluate_colorize(
         result.update(best_of_8_rmse=mean["b8"], best_of_8_rmse_pixel=mean["b8p"], gray_best_of_8_rmse=mean["g8"])
     if whole:
         result.update({f"whole_{k}": v for k, v in evaluate_whole(model, data_dir, n, temperature, seed).items()})
+        result["whole_work_size"] = 64 if model.config.arch == "paper" else model.config.work_size
     return result
 
 
