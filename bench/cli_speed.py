@@ -1,6 +1,6 @@
 """Wall time of whole commands, start-up included (EVALUATION.md, Speed).
 
-    python bench/cli_speed.py [--runs 5]
+    python bench/cli_speed.py [--runs 5] [--work-size 64]
 
 Times, with the shipped models, into a fresh temporary folder each run (so nothing is skipped):
 
@@ -9,7 +9,9 @@ Times, with the shipped models, into a fresh temporary folder each run (so nothi
   ``../shared/data/photos/val`` resized to that size, or a synthetic one when absent);
 
 alternating, in the same run, with the reference ``python -c "import torch"`` (the floor every
-PyTorch command line pays). One warm-up round, then the median of ``--runs``. Last lines:
+PyTorch command line pays). ``--work-size N`` adds the same colorize command at working short
+side N (``colorize_wsN``), to price the shipped model's working size against another.
+One warm-up round, then the median of ``--runs``. Last lines:
 
     sample_speed median_s=<...> import_torch_s=<...> overhead_s=<median - import>
     colorize_speed median_s=<...> import_torch_s=<...> overhead_s=<...>
@@ -50,6 +52,7 @@ def photo(path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description="time whole cinn commands against a bare torch import")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--work-size", type=int, default=None, help="Also time colorize at this working size.")
     args = parser.parse_args()
     cinn = [sys.executable, "-m", "cinn_cli"]
     reference = [sys.executable, "-c", "import torch"]
@@ -60,6 +63,18 @@ def main() -> None:
             "sample": lambda i: [*cinn, "sample", "--digit", "7", "-n", "64", "-o", str(tmp / f"s{i}")],
             "colorize": lambda i: [*cinn, "colorize", str(src), str(tmp / f"c{i}"), "-n", "5"],
         }
+        if args.work_size:
+            ws = str(args.work_size)
+            commands[f"colorize_ws{ws}"] = lambda i: [
+                *cinn,
+                "colorize",
+                str(src),
+                str(tmp / f"w{i}"),
+                "-n",
+                "5",
+                "--work-size",
+                ws,
+            ]
         times: dict[str, list[float]] = {name: [] for name in [*commands, "import"]}
         for i in range(args.runs + 1):
             results = {name: wall(make(i)) for name, make in commands.items()}
