@@ -647,6 +647,55 @@ def parse_config(items: tuple[str, ...]) -> dict:
     return out
 
 
+_TRAINING_OPTIONS = (
+    click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write."),
+    click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs (default: the preset's)."),
+    click.option(
+        "--steps", type=click.IntRange(1), default=None, help="Stop after this many steps (overrides --epochs)."
+    ),
+    click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size (default: the preset's)."),
+    click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's)."),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--resume", is_flag=True, help="Continue from the checkpoint kept beside --out (<out>.ckpt)."),
+    click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True),
+    click.option(
+        "--log-jsonl",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Append one JSON record per evaluation (step, time, train and held-out bits/dim, lr, grad norm).",
+    ),
+    click.option(
+        "--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch)."
+    ),
+    precision_option,
+    init_option,
+    config_option,
+    device_option,
+)
+
+
+def training_options(command):
+    """The options every ``cinn train`` command shares, listed after the command's own."""
+    for option in reversed(_TRAINING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def run_training(train_fn, errors: tuple[type[Exception], ...], *, config_items, device, **options) -> None:
+    """Run ``train_fn`` with the command line's options; user errors become one-line messages, an
+    interrupted run exits with its code (its checkpoint written), a finished one prints a summary."""
+    from .training import TrainingInterrupted
+
+    try:
+        _, result = train_fn(device=resolve_device(device), config_overrides=parse_config(config_items), **options)
+    except errors as e:
+        raise click.ClickException(str(e)) from None
+    except TrainingInterrupted as e:
+        click.echo(str(e), err=True)
+        sys.exit(e.exit_code)
+    _print_training_summary(result)
+
+
 @train.command("mnist")
 @click.option(
     "--data",
@@ -655,7 +704,6 @@ def parse_config(items: tuple[str, ...]) -> dict:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder with the MNIST IDX files (gzip or raw). Default: $CINN_MNIST.",
 )
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write.")
 @click.option(
     "--preset",
     type=click.Choice(["default", "paper"]),
@@ -664,42 +712,8 @@ def parse_config(items: tuple[str, ...]) -> dict:
     help="default: our multi-scale convolutional cINN; paper: the reference code's 20-block fully "
     "connected cINN and recipe (for comparison).",
 )
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs (default: the preset's).")
-@click.option("--steps", type=click.IntRange(1), default=None, help="Stop after this many steps (overrides --epochs).")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size (default: the preset's).")
-@click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint kept beside --out (<out>.ckpt).")
-@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
-@click.option(
-    "--log-jsonl",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Append one JSON record per evaluation (step, time, train and held-out bits/dim, lr, grad norm).",
-)
-@click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch).")
-@precision_option
-@init_option
-@config_option
-@device_option
-def train_mnist_cmd(
-    data_dir,
-    out,
-    preset,
-    epochs,
-    steps,
-    batch_size,
-    lr,
-    seed,
-    resume,
-    checkpoint_minutes,
-    log_jsonl,
-    eval_every,
-    precision,
-    init,
-    config_items,
-    device,
-):
+@training_options
+def train_mnist_cmd(data_dir, **options):
     """Train the class-conditional MNIST model.
 
     Test bits/dim is evaluated each epoch and the model file is rewritten (atomically) after
@@ -712,34 +726,8 @@ def train_mnist_cmd(
         raise click.UsageError("give --data DIR (a folder with the MNIST IDX files) or set $CINN_MNIST")
     from .mnist_data import MnistDataError
     from .pipelines.train import train_mnist
-    from .training import TrainingInterrupted
 
-    dev = resolve_device(device)
-    try:
-        _, result = train_mnist(
-            data_dir=data_dir,
-            out=out,
-            preset=preset,
-            device=dev,
-            epochs=epochs,
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            resume=resume,
-            checkpoint_minutes=checkpoint_minutes,
-            eval_every=eval_every,
-            log_jsonl=log_jsonl,
-            precision=precision,
-            config_overrides=parse_config(config_items),
-            init=init,
-        )
-    except (MnistDataError, FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    except TrainingInterrupted as e:
-        click.echo(str(e), err=True)
-        sys.exit(e.exit_code)
-    _print_training_summary(result)
+    run_training(train_mnist, (MnistDataError, FileNotFoundError, ValueError), data_dir=data_dir, **options)
 
 
 @train.command("colorize")
@@ -757,7 +745,6 @@ def train_mnist_cmd(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of held-out photos for val bits/dim (default: centre crops of the training photos).",
 )
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model file to write.")
 @click.option(
     "--preset",
     type=click.Choice(["default", "paper"]),
@@ -766,47 +753,11 @@ def train_mnist_cmd(
     help="default: our fully convolutional cINN (ab at half resolution, global context); paper: the "
     "reference colorization_minimal_example (64x64, 11.0 M parameters) and recipe.",
 )
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs (default: the preset's).")
-@click.option("--steps", type=click.IntRange(1), default=None, help="Stop after this many steps (overrides --epochs).")
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size (default: the preset's).")
-@click.option("--lr", type=float, default=None, help="Peak learning rate (default: the preset's).")
 @click.option(
     "--crops-per-photo", type=click.IntRange(1), default=64, show_default=True, help="Random crops per photo per epoch."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint kept beside --out (<out>.ckpt).")
-@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True)
-@click.option(
-    "--log-jsonl",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Append one JSON record per evaluation (step, time, train and held-out bits/dim, lr, grad norm).",
-)
-@click.option("--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch).")
-@precision_option
-@init_option
-@config_option
-@device_option
-def train_colorize_cmd(
-    data_dir,
-    val_dir,
-    out,
-    preset,
-    epochs,
-    steps,
-    batch_size,
-    lr,
-    crops_per_photo,
-    seed,
-    resume,
-    checkpoint_minutes,
-    log_jsonl,
-    eval_every,
-    precision,
-    init,
-    config_items,
-    device,
-):
+@training_options
+def train_colorize_cmd(**options):
     """Train a colorization model (ab given L) on a folder of photos.
 
     Photos are decoded once (short side at most 256 px); each step takes random 64x64 crops at
@@ -815,36 +766,8 @@ def train_colorize_cmd(
     and the model file is rewritten after every evaluation; --resume continues from <out>.ckpt.
     """
     from .pipelines.train import train_colorize
-    from .training import TrainingInterrupted
 
-    dev = resolve_device(device)
-    try:
-        _, result = train_colorize(
-            data_dir=data_dir,
-            val_dir=val_dir,
-            out=out,
-            preset=preset,
-            device=dev,
-            epochs=epochs,
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            resume=resume,
-            checkpoint_minutes=checkpoint_minutes,
-            eval_every=eval_every,
-            log_jsonl=log_jsonl,
-            crops_per_photo=crops_per_photo,
-            precision=precision,
-            config_overrides=parse_config(config_items),
-            init=init,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    except TrainingInterrupted as e:
-        click.echo(str(e), err=True)
-        sys.exit(e.exit_code)
-    _print_training_summary(result)
+    run_training(train_colorize, (FileNotFoundError, ValueError), **options)
 
 
 def _print_training_summary(result) -> None:

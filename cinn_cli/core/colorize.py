@@ -63,10 +63,9 @@ class ColorizeConfig(ConfigDict):
     ab_downscale: int = 2
     crop_size: int = 64  # training and evaluation crops (L pixels)
     # Short side of L that `cinn colorize` runs the model at. Training crops are 64-pixel windows
-    # into photos at 1, 1/2 and 1/4 of their size (short side >= 64): a 320x240 photo is seen at
-    # 240 and 120. A whole photo at 128 is a scene at a scale training saw; at 64 it is not, and
-    # the colours came out paler (whole-photo colourfulness 0.79 of the photos' vs 1.01 at 128;
-    # README, Colorization).
+    # into photos (short side <= 256) at 1, 1/2 and 1/4 of their size, never below 64: scenes
+    # 64-256 pixels high, 64 the rarest edge. At 128 whole photos came out as colourful as the
+    # photos themselves; at 64, pale (colourfulness 1.01 against 0.79; README, Colorization).
     work_size: int = 128
     lab_offset: tuple[float, ...] = (47.5, 2.4, 7.4)  # the reference code's L, a, b normalisation
     lab_scale: tuple[float, ...] = (25.6, 11.2, 16.8)
