@@ -143,8 +143,8 @@ def test_size_errors_are_clear():
 
 def test_working_size_keeps_the_aspect_ratio():
     model = ColorizeCINN(COLORIZE_PRESETS["default"])
-    assert model.working_size(480, 640) == (64, 80)  # 64 x 85.3 -> the nearest multiple of 16
-    assert model.working_size(1000, 250) == (256, 64)
+    assert model.working_size(480, 640) == (128, 176)  # 128 x 170.7 -> the nearest multiple of 16
+    assert model.working_size(1000, 250) == (512, 128)
     assert ColorizeCINN(COLORIZE_PRESETS["paper"]).working_size(480, 640) == (64, 64)
 
 
