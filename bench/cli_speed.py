@@ -59,22 +59,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = photo(tmp / "photo.png")
+
+        def colorize(out: Path, *extra: str) -> list[str]:
+            return [*cinn, "colorize", str(src), str(out), "-n", "5", *extra]
+
         commands = {
             "sample": lambda i: [*cinn, "sample", "--digit", "7", "-n", "64", "-o", str(tmp / f"s{i}")],
-            "colorize": lambda i: [*cinn, "colorize", str(src), str(tmp / f"c{i}"), "-n", "5"],
+            "colorize": lambda i: colorize(tmp / f"c{i}"),
         }
         if args.work_size:
             ws = str(args.work_size)
-            commands[f"colorize_ws{ws}"] = lambda i: [
-                *cinn,
-                "colorize",
-                str(src),
-                str(tmp / f"w{i}"),
-                "-n",
-                "5",
-                "--work-size",
-                ws,
-            ]
+            commands[f"colorize_ws{ws}"] = lambda i: colorize(tmp / f"w{i}", "--work-size", ws)
         times: dict[str, list[float]] = {name: [] for name in [*commands, "import"]}
         for i in range(args.runs + 1):
             results = {name: wall(make(i)) for name, make in commands.items()}

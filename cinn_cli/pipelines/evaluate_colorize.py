@@ -108,7 +108,7 @@ def evaluate_colorize(
         result.update(best_of_8_rmse=mean["b8"], best_of_8_rmse_pixel=mean["b8p"], gray_best_of_8_rmse=mean["g8"])
     if whole:
         result.update({f"whole_{k}": v for k, v in evaluate_whole(model, data_dir, n, temperature, seed).items()})
-        result["whole_work_size"] = 64 if model.config.arch == "paper" else model.config.work_size
+        result["whole_work_size"] = model.working_size(EVAL_SIZE, EVAL_SIZE)[0]  # the short side it ran at
     return result
 
 
