@@ -4,6 +4,7 @@
     overall, per_digit = classifier_accuracy(clf, samples, labels)
     fd = frechet_distance(classifier_features(clf, samples), classifier_features(clf, test_images))
     div = diversity_ratio(samples, labels, test_images, test_labels)
+    kept = style_kept(sources, transfers)  # slant and ink correlations, style transfer
 
 Images may be given as uint8 (N, 28, 28) / (N, 1, 28, 28) with values 0..255, or as float
 tensors of the same shapes with values in [0, 1] (float samples are clamped to [0, 1]).
@@ -214,6 +215,36 @@ def diversity_ratio(
         raise ValueError("diversity_ratio needs at least two samples and two test images of some digit")
     ratio = float(per_digit[valid].mean())
     return (ratio, per_digit) if return_per_digit else ratio
+
+
+def digit_style(images: Tensor) -> Tensor:
+    """Two handwriting measures of ``(N, 28, 28)`` digits (uint8, or floats in [0, 1]) -> (N, 2)
+    float64: **slant**, the ink's horizontal shift per row downwards (its second moments
+    ``cov(x, y) / var(y)``: > 0 leans left, < 0 leans right, 0 upright), and **ink**, the
+    summed intensity (stroke weight times stroke length). An all-black image gets (0, 0)."""
+    p = as_classifier_input(images.cpu()).reshape(len(images), 28, 28).double()
+    mass = p.sum((1, 2))
+    safe = mass.clamp_min(1e-12)
+    ys, xs = torch.meshgrid(torch.arange(28.0, dtype=p.dtype), torch.arange(28.0, dtype=p.dtype), indexing="ij")
+    cy = (p * ys).sum((1, 2)) / safe
+    cx = (p * xs).sum((1, 2)) / safe
+    dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
+    var_y = (p * dy * dy).sum((1, 2)) / safe
+    cov_xy = (p * dx * dy).sum((1, 2)) / safe
+    slant = torch.where(var_y > 0, cov_xy / var_y.clamp_min(1e-12), torch.zeros_like(var_y))
+    return torch.stack([slant, mass], 1)
+
+
+def style_kept(sources: Tensor, outputs: Tensor) -> dict[str, float]:
+    """How much of each source digit's handwriting ``outputs`` keep: Pearson correlations over
+    the N pairs of ``digit_style`` slant and ink (1: fully kept; about 0 for unrelated digits).
+    ``sources`` and ``outputs``: ``(N, 28, 28)``, pair i = source i and what was made from it."""
+    if len(sources) != len(outputs) or len(sources) < 2:
+        raise ValueError(f"style_kept needs two or more pairs, got {len(sources)} sources and {len(outputs)} outputs")
+    a, b = digit_style(sources), digit_style(outputs)
+    a, b = a - a.mean(0), b - b.mean(0)
+    r = ((a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)).clamp(-1.0, 1.0)  # round-off
+    return {"slant_correlation": float(r[0]), "ink_correlation": float(r[1])}
 
 
 # ---- colorization (EVALUATION.md, Colorization) ----------------------------------------------

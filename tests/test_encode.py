@@ -75,6 +75,49 @@ def test_decode_under_other_digits_writes_one_image_per_digit(setup, tmp_path):
     assert not np.array_equal(a, b)
 
 
+def test_style_transfer_scales_the_latent_by_the_transfer_temperature(setup, tmp_path):
+    """Under --digit every decode is of the stored latent times --transfer-temperature (default
+    MNIST_TRANSFER_TEMPERATURE, recorded in the PNG); without --digit the latent is decoded as stored."""
+    from cinn_cli.cli import MNIST_TRANSFER_TEMPERATURE
+    from cinn_cli.images import quantize
+    from cinn_cli.storage import load_model
+
+    root, weights, digits = setup
+    invoke("encode", root / "in" / "3" / "img 0.png", tmp_path / "z", "--model", weights, "--digit", "3")
+    model = load_model(weights)[0].double()
+    zs = load_latent(tmp_path / "z" / "img 0.safetensors").zs
+    for extra, t in (([], MNIST_TRANSFER_TEMPERATURE), (["--transfer-temperature", "0.5"], 0.5)):
+        out = tmp_path / f"st{t}"
+        args = ["sample", "--from-latent", tmp_path / "z", "-d", "3,8", "--weights", weights, "-o", out, *extra]
+        assert invoke(*args).exit_code == 0
+        for d in (3, 8):
+            with torch.no_grad():
+                want = quantize(model.inverse([t * z[None] for z in zs], torch.tensor([d]))[0, 0])
+            png = Image.open(out / f"img 0-{d}.png")
+            assert np.array_equal(np.asarray(png), want) and png.text["cinn:transfer_temperature"] == repr(t)
+    same = invoke("sample", "--from-latent", tmp_path / "z", "--weights", weights, "-o", tmp_path / "own")
+    assert same.exit_code == 0 and np.array_equal(
+        np.asarray(Image.open(tmp_path / "own" / "img 0.png")), digits["3/img 0"]
+    )
+    assert "cinn:transfer_temperature" not in Image.open(tmp_path / "own" / "img 0.png").text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--transfer-temperature", "0.5"], "applies to --from-latent with --digit"),
+        (["--from-latent", "Z", "--transfer-temperature", "0.5"], "applies to --from-latent with --digit"),
+        (["--from-latent", "Z", "-d", "3", "-t", "0.5"], "-t/--temperature draws new latents"),
+    ],
+)
+def test_temperatures_that_would_be_ignored_are_usage_errors(setup, tmp_path, args, message):
+    root, weights, _ = setup
+    invoke("encode", root / "in" / "3", tmp_path / "z", "--model", weights, "--digit", "3")
+    args = [tmp_path / "z" if a == "Z" else a for a in args]
+    result = invoke("sample", *args, "--weights", weights, "-o", tmp_path / "out")
+    assert result.exit_code == 2 and message in result.output and not (tmp_path / "out").exists()
+
+
 def test_bad_inputs_are_named_and_the_rest_still_encoded(setup, tmp_path):
     root, weights, _ = setup
     src = tmp_path / "src"

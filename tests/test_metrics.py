@@ -188,3 +188,33 @@ def test_shipped_classifier_accuracy_on_test_images():
     assert f.shape == (1000, 128)
     assert frechet_distance(f, f) == pytest.approx(0.0, abs=1e-6)
     assert 0 < 10 * frechet_distance(f[:500], f[500:]) < frechet_distance(f, f[y == 1])
+
+
+def test_digit_style_slant_sign_ink_and_blank():
+    """A bar leaning right (top to the right) has slant < 0, its mirror > 0, an upright one 0;
+    ink is the summed intensity in [0, 1] units."""
+    from cinn_cli.metrics import digit_style
+
+    img = torch.zeros(4, 28, 28, dtype=torch.uint8)
+    for r in range(4, 24):
+        img[0, r, 20 - r // 2] = 255  # top right, bottom left: leans right
+        img[1, r, 7 + r // 2] = 255  # the mirror image: leans left
+        img[2, r, 14] = 255  # upright
+    style = digit_style(img)
+    assert style[0, 0] < -0.4 and torch.isclose(style[1, 0], -style[0, 0]) and style[2, 0] == 0
+    assert torch.allclose(style[:3, 1], torch.full((3,), 20.0, dtype=torch.float64))
+    assert style[3].tolist() == [0.0, 0.0]
+
+
+def test_style_kept_is_one_for_the_same_style_and_about_zero_for_unrelated():
+    from cinn_cli.metrics import style_kept
+
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(200, 28, 28, generator=g) ** 3 * 255).to(torch.uint8)
+    b = (torch.rand(200, 28, 28, generator=g) ** 3 * 255).to(torch.uint8)
+    same = style_kept(a, a)
+    assert same["slant_correlation"] == pytest.approx(1.0) and same["ink_correlation"] == pytest.approx(1.0)
+    other = style_kept(a, b)
+    assert abs(other["slant_correlation"]) < 0.3 and abs(other["ink_correlation"]) < 0.3
+    with pytest.raises(ValueError, match="two or more pairs"):
+        style_kept(a[:1], a[:1])

@@ -263,8 +263,13 @@ def test_eval_record_stores_the_numbers_in_the_model_file(mnist_dir, tmp_path):
     assert result.exit_code == 0, result.output
     model, info = load_model(out)
     assert info.metrics["test_bits_per_dim"] == json.loads(result.stdout)["test_bits_per_dim"]
-    st = info.metrics["style_transfer"]
-    assert st["images"] == 7 and 0 <= st["accuracy"] <= 1 and len(st["per_digit_accuracy"]) == 10
+    from cinn_cli.cli import MNIST_TRANSFER_TEMPERATURE
+
+    transfers = info.metrics["style_transfer"]
+    assert [st["temperature"] for st in transfers] == [MNIST_TRANSFER_TEMPERATURE, 1.0]
+    for st in transfers:
+        assert st["images"] == 7 and 0 <= st["accuracy"] <= 1 and len(st["per_digit_accuracy"]) == 10
+        assert -1 <= st["slant_correlation"] <= 1 and -1 <= st["ink_correlation"] <= 1
     assert info.metrics["round_trip_exact"] == info.metrics["round_trip_images"]  # a fresh model is tame
     assert info.metrics["samples"][0]["temperature"] == MNIST_TEMPERATURE and "training" in dir(info)
     for (k, a), b in zip(before.items(), model.state_dict().values(), strict=True):

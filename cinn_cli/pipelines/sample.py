@@ -141,9 +141,11 @@ def decode_latents(
     overwrite: bool,
     device: torch.device,
     report: RunReport,
+    transfer_temperature: float = 1.0,
 ) -> None:
     """Decode stored latents: under their own digit (``DIR/<stem>.png``, the exact round trip) or
-    under each of ``digits`` (``DIR/<stem>-<D>.png``: same style, another digit)."""
+    under each of ``digits`` (``DIR/<stem>-<D>.png``: same style, another digit), the latent then
+    scaled by ``transfer_temperature`` (1: as stored)."""
     from ..images import discover
     from ..latents import LatentFileError, check_latent_fits, load_latent
 
@@ -176,12 +178,16 @@ def decode_latents(
                 exact = exact or copy.deepcopy(model).double()
                 decoder = exact
             dtype = next(decoder.parameters()).dtype
-            zs = [z.unsqueeze(0).expand(len(todo), *z.shape).to(device, dtype) for z in latent.zs]
+            scale = 1.0 if digits is None else transfer_temperature
+            zs = [scale * z.unsqueeze(0).expand(len(todo), *z.shape).to(device, dtype) for z in latent.zs]
             with torch.no_grad():
                 pixels = quantize(decoder.inverse(zs, labels)[:, 0])
+            text = {**provenance, "cinn:latent": text_name(path.name)}
+            if digits is not None:
+                text["cinn:transfer_temperature"] = repr(scale)
             for (d, target), px in zip(todo, pixels, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                write_png(target, px, {**provenance, "cinn:digit": str(d), "cinn:latent": text_name(path.name)})
+                write_png(target, px, {**text, "cinn:digit": str(d)})
                 report.wrote(str(target), latent=str(path), digit=d)
 
 
