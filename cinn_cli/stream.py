@@ -160,6 +160,10 @@ class Pool:
                 value = e
             yield item, value
 
+    def submit(self, fn: Callable[..., R], *args) -> Future:
+        """Start ``fn(*args)`` in a worker now; ``.result()`` gives its value or raises its error."""
+        return self._executor.submit(fn, *args)
+
     def write(self, job: Callable[[], None], on_done: Callable[[BaseException | None], None]) -> None:
         """Run ``job`` in a worker; ``on_done(None or its exception)`` runs later on this thread.
 

@@ -148,6 +148,20 @@ def test_missing_shipped_model_is_one_sentence(tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("inputs", ["empty folder", "one photo"])
+def test_bad_model_file_fails_the_run_with_or_without_inputs(setup, tmp_path, inputs):
+    """The model loads while the first photos decode; its error still ends the run (exit 1,
+    one sentence, nothing written), also when there was no photo to wait for."""
+    root, _ = setup
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    src = root / "in" / "square.png" if inputs == "one photo" else tmp_path / "empty"
+    (tmp_path / "empty").mkdir()
+    result = invoke("colorize", src, tmp_path / "o", "-n", 2, "--weights", bad)
+    assert result.exit_code == 1 and "bad.safetensors" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.png"))
+
+
 def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
     from cinn_cli.core import colorize as core
 
@@ -243,7 +257,7 @@ def test_out_of_memory_halves_the_batch(setup, tmp_path, monkeypatch):
     from cinn_cli.pipelines import colorize as pipeline
 
     root, weights = setup
-    real, sizes = pipeline.colorize_lightness, []
+    real, sizes = pipeline.working_ab, []
 
     def flaky(model, L, zs):
         sizes.append(len(zs[0]))
@@ -251,12 +265,12 @@ def test_out_of_memory_halves_the_batch(setup, tmp_path, monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(model, L, zs)
 
-    monkeypatch.setattr(pipeline, "colorize_lightness", flaky)
+    monkeypatch.setattr(pipeline, "working_ab", flaky)
     src = root / "in" / "square.png"
     result = invoke("colorize", src, tmp_path / "a", "-n", 5, "--seed", 2, "--batch-size", 8, "--weights", weights)
     assert result.exit_code == 0, result.output
     assert sizes == [5, 4, 2, 2, 1]  # 8 -> 4 -> 2, then the rest
-    monkeypatch.setattr(pipeline, "colorize_lightness", real)
+    monkeypatch.setattr(pipeline, "working_ab", real)
     assert invoke("colorize", src, tmp_path / "b", "-n", 5, "--seed", 2, "--weights", weights).exit_code == 0
     for k in range(1, 6):
         assert (tmp_path / "a" / f"square-{k}.png").read_bytes() == (tmp_path / "b" / f"square-{k}.png").read_bytes()
