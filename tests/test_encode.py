@@ -89,7 +89,10 @@ def test_style_transfer_scales_the_latent_by_the_transfer_temperature(setup, tmp
     for extra, t in (([], MNIST_TRANSFER_TEMPERATURE), (["--transfer-temperature", "0.5"], 0.5)):
         out = tmp_path / f"st{t}"
         args = ["sample", "--from-latent", tmp_path / "z", "-d", "3,8", "--weights", weights, "-o", out, *extra]
-        assert invoke(*args).exit_code == 0
+        result = invoke(*args, "--json")
+        assert result.exit_code == 0, result.output
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [e["transfer_temperature"] for e in events if e["event"] == "written"] == [t, t]
         for d in (3, 8):
             with torch.no_grad():
                 want = quantize(model.inverse([t * z[None] for z in zs], torch.tensor([d]))[0, 0])

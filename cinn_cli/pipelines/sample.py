@@ -183,12 +183,14 @@ def decode_latents(
             with torch.no_grad():
                 pixels = quantize(decoder.inverse(zs, labels)[:, 0])
             text = {**provenance, "cinn:latent": text_name(path.name)}
+            fields = {}
             if digits is not None:
                 text["cinn:transfer_temperature"] = repr(scale)
+                fields["transfer_temperature"] = scale
             for (d, target), px in zip(todo, pixels, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_png(target, px, {**text, "cinn:digit": str(d)})
-                report.wrote(str(target), latent=str(path), digit=d)
+                report.wrote(str(target), latent=str(path), digit=d, **fields)
 
 
 def interpolate_latents(
