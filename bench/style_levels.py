@@ -23,7 +23,7 @@ import torch
 
 from cinn_cli.metrics import load_classifier
 from cinn_cli.mnist_data import find_mnist_dir, load_mnist
-from cinn_cli.pipelines.evaluate import score_style_transfer
+from cinn_cli.pipelines.evaluate import decode_every_digit, encode_digits, score_style_transfer
 from cinn_cli.storage import load_model, resolve_weights
 
 SAMPLE_T = 0.65
@@ -41,8 +41,8 @@ def main() -> None:
     model = load_model(resolve_weights(args.weights, "mnist"), task="mnist")[0]
     x, y = (t[: args.images] for t in load_mnist(data, "test"))
     clf = load_classifier()
-    with torch.no_grad():
-        zs, _ = model(((x.unsqueeze(1).float() + 0.5) / 256.0), y)
+    cpu = torch.device("cpu")
+    zs = encode_digits(model, x, y, cpu)
     g = torch.Generator().manual_seed(0)
 
     def noise(z: torch.Tensor) -> torch.Tensor:
@@ -56,12 +56,8 @@ def main() -> None:
     }
     print(f"{'latent':26s} {'recognised':>10s} {'worst':>10s} {'slant kept':>10s} {'ink kept':>10s}")
     for name, make in variants.items():
-        decodes = []
-        for d in range(10):
-            with torch.no_grad():
-                out = model.inverse(make(), torch.full((len(x),), d))
-            decodes.append(torch.floor(out[:, 0] * 256).clamp(0, 255).to(torch.uint8))
-        r = score_style_transfer(clf, x, y, torch.cat(decodes), torch.arange(10).repeat_interleave(len(x)))
+        decodes = torch.cat(decode_every_digit(model, make(), cpu))
+        r = score_style_transfer(clf, x, y, decodes, torch.arange(10).repeat_interleave(len(x)))
         worst = f"{r['worst_digit']}: {r['worst_digit_accuracy']:.3f}"
         print(
             f"{name:26s} {r['accuracy']:10.4f} {worst:>10s} {r['slant_correlation']:10.3f} {r['ink_correlation']:10.3f}"

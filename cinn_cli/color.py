@@ -12,6 +12,8 @@ are converted on the device without a NumPy round trip. Channels are on dimensio
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -25,12 +27,14 @@ _XYZ_FROM_RGB = (
 _WHITE = (0.95047, 1.0, 1.08883)
 
 
-def _matrix(rows, like: Tensor, invert: bool = False) -> Tensor:
-    # Inverted in float64, as skimage's linalg.inv, then cast to the working dtype.
-    m = torch.tensor(rows, dtype=torch.float64)
-    if invert:
-        m = torch.linalg.inv(m)
-    return m.to(like.device, like.dtype)
+def _matrix(rows, like: Tensor) -> Tensor:
+    return torch.tensor(rows, dtype=torch.float64).to(like.device, like.dtype)
+
+
+@functools.cache
+def _rgb_from_xyz() -> list[list[float]]:
+    """The inverse of ``_XYZ_FROM_RGB``, in float64 as skimage's ``linalg.inv`` computes it."""
+    return torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)).tolist()
 
 
 def _apply(x: Tensor, m: Tensor, dim: int) -> Tensor:
@@ -64,8 +68,7 @@ def lab_to_rgb(lab: Tensor, dim: int = -3) -> Tensor:
     x = _f_inverse(fy + a / 500.0) * _WHITE[0]
     y = _f_inverse(fy) * _WHITE[1]
     z = _f_inverse((fy - b / 200.0).clamp_min(0.0)) * _WHITE[2]
-    m = _matrix(_XYZ_FROM_RGB, torch.empty(0, dtype=torch.float64), invert=True).tolist()
-    return torch.stack([_srgb_gamma(r[0] * x + r[1] * y + r[2] * z) for r in m], dim)
+    return torch.stack([_srgb_gamma(r[0] * x + r[1] * y + r[2] * z) for r in _rgb_from_xyz()], dim)
 
 
 def _f_inverse(f: Tensor) -> Tensor:

@@ -69,6 +69,23 @@ def _dtype(model: nn.Module) -> torch.dtype:
 
 
 @torch.no_grad()
+def encode_digits(model: nn.Module, images: Tensor, labels: Tensor, device: torch.device) -> list[Tensor]:
+    """Latent levels of uint8 ``images (N, 28, 28)`` under their own ``labels``, encoded at their
+    bin-centre pixels ``(k + 0.5) / 256`` as ``cinn encode`` does."""
+    k = images.unsqueeze(1).float()
+    return model(((k + 0.5) / 256.0).to(device, _dtype(model)), labels.to(device))[0]
+
+
+@torch.no_grad()
+def decode_every_digit(model: nn.Module, zs: list[Tensor], device: torch.device) -> list[Tensor]:
+    """The N latents ``zs`` decoded under each digit 0-9 -> ten uint8 ``(N, 28, 28)`` tensors."""
+    out = []
+    for d in range(10):
+        x = model.inverse(zs, torch.full((len(zs[0]),), d, dtype=torch.long, device=device))
+        out.append(torch.floor(x[:, 0].float().cpu() * 256).clamp(0, 255).to(torch.uint8))
+    return out
+
+
 def style_transfer(
     model: nn.Module,
     images: Tensor,
@@ -77,18 +94,15 @@ def style_transfer(
     temperature: float = 1.0,
     batch_size: int = 500,
 ) -> tuple[Tensor, Tensor]:
-    """Encode uint8 ``images (N, 28, 28)`` under their own ``labels`` (bin-centre pixels, as
-    ``cinn encode``), scale each latent by ``temperature`` (as ``cinn sample --from-latent -d``
-    does with ``--transfer-temperature``) and decode it under each digit 0-9 -> (uint8 images
+    """Encode uint8 ``images (N, 28, 28)`` under their own ``labels`` (``encode_digits``), scale
+    each latent by ``temperature`` (as ``cinn sample --from-latent -d`` does with
+    ``--transfer-temperature``) and decode it under each digit 0-9 -> (uint8 images
     (10 N, 28, 28), requested digits (10 N,)), ordered digit-major."""
     out: list[list[Tensor]] = [[] for _ in range(10)]
     for i in range(0, len(images), batch_size):
-        k = images[i : i + batch_size].unsqueeze(1).float()
-        zs, _ = model(((k + 0.5) / 256.0).to(device, _dtype(model)), labels[i : i + batch_size].to(device))
-        zs = [z * temperature for z in zs]
-        for d in range(10):
-            x = model.inverse(zs, torch.full((len(k),), d, dtype=torch.long, device=device))
-            out[d].append(torch.floor(x[:, 0].float().cpu() * 256).clamp(0, 255).to(torch.uint8))
+        zs = encode_digits(model, images[i : i + batch_size], labels[i : i + batch_size], device)
+        for per, decoded in zip(out, decode_every_digit(model, [z * temperature for z in zs], device), strict=True):
+            per.append(decoded)
     wanted = torch.arange(10).repeat_interleave(len(images))
     return torch.cat([torch.cat(per) for per in out]), wanted
 

@@ -153,6 +153,10 @@ def decode_latents(
     exact = None  # the float64 copy, made when the first float64 (encoded) latent comes
     shapes = model.latent_shapes()
     provenance = provenance_text(info.sha256)
+    scale = 1.0 if digits is None else transfer_temperature
+    fields = {} if digits is None else {"transfer_temperature": scale}  # recorded for style transfer only
+    if digits is not None:
+        provenance["cinn:transfer_temperature"] = repr(scale)
     for source in sources:
         for path, rel in discover(source, suffixes=(".safetensors",)):
             try:
@@ -178,15 +182,10 @@ def decode_latents(
                 exact = exact or copy.deepcopy(model).double()
                 decoder = exact
             dtype = next(decoder.parameters()).dtype
-            scale = 1.0 if digits is None else transfer_temperature
             zs = [scale * z.unsqueeze(0).expand(len(todo), *z.shape).to(device, dtype) for z in latent.zs]
             with torch.no_grad():
                 pixels = quantize(decoder.inverse(zs, labels)[:, 0])
             text = {**provenance, "cinn:latent": text_name(path.name)}
-            fields = {}
-            if digits is not None:
-                text["cinn:transfer_temperature"] = repr(scale)
-                fields["transfer_temperature"] = scale
             for (d, target), px in zip(todo, pixels, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_png(target, px, {**text, "cinn:digit": str(d)})
