@@ -1,5 +1,5 @@
 """``python -m cinn_cli`` (also the entry point for ``torchrun -m cinn_cli``)."""
 
-from .cli import main
+from .cli import entry
 
-main()
+entry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from cinn_cli import cli
 from cinn_cli.cli import MNIST_TEMPERATURE, main, parse_digits
 from cinn_cli.core.model import MnistCINN, MnistConfig
 from cinn_cli.images import quantize
@@ -44,6 +46,30 @@ def test_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_entry_collects_no_garbage_until_the_command_resolves_its_device(monkeypatch):
+    """``entry`` (the executable) turns collection off for start-up; ``resolve_device``, which
+    every model-running command calls after its imports, freezes what start-up made and turns
+    collection back on, once."""
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda: seen.append((gc.isenabled(), cli.resolve_device("cpu"), gc.isenabled())))
+    frozen = gc.get_freeze_count()
+    try:
+        cli.entry()
+        assert seen == [(False, torch.device("cpu"), True)]
+        assert gc.get_freeze_count() > frozen and not cli._startup_gc_off
+        cli.resolve_device("cpu")
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_main_alone_leaves_garbage_collection_alone():
+    frozen = gc.get_freeze_count()
+    assert cli.resolve_device("cpu") == torch.device("cpu")
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
 def test_version():

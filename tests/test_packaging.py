@@ -24,6 +24,8 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for name in SHIPPED:
         assert f"cinn_cli/weights/{name}" in names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "cinn = cinn_cli.cli:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
     code = (
