@@ -61,24 +61,50 @@ def rgb_to_lab(rgb: Tensor, dim: int = -3) -> Tensor:
 def lab_to_rgb(lab: Tensor, dim: int = -3) -> Tensor:
     """CIE Lab -> sRGB clipped to [0, 1]; same shape. As skimage, a negative Z is clipped to 0
     (skimage also warns; out-of-gamut colours are common in generated ab, so this does not)."""
-    # Channel by channel with f * f * f and the matrix as scalars: 1.35x faster than a 3x3
-    # matmul over moved dimensions and pow(f, 3) (it runs once per full-size colorize output).
     L, a, b = lab.unbind(dim)
     fy = (L + 16.0) / 116.0
-    x = _f_inverse(fy + a / 500.0) * _WHITE[0]
-    y = _f_inverse(fy) * _WHITE[1]
-    z = _f_inverse((fy - b / 200.0).clamp_min(0.0)) * _WHITE[2]
-    return torch.stack([_srgb_gamma(r[0] * x + r[1] * y + r[2] * z) for r in _rgb_from_xyz()], dim)
+    return _rgb_from_parts(fy, _f_inverse(fy) * _WHITE[1], a, b, dim)
+
+
+def _rgb_from_parts(fy: Tensor, y: Tensor, a: Tensor, b: Tensor, dim: int) -> Tensor:
+    """``lab_to_rgb`` from the lightness's ``fy = (L + 16) / 116`` and ``Y``, and ``a``, ``b``
+    (all one shape; the channels are stacked on ``dim``)."""
+    # Channel by channel with the matrix as scalars, in place on temporaries: 1.5x faster than
+    # a 3x3 matmul over moved dimensions (it runs once per full-size colorize output).
+    x = _f_inverse(torch.add(fy, a, alpha=1 / 500.0)).mul_(_WHITE[0])
+    z = _f_inverse(torch.sub(fy, b, alpha=1 / 200.0).clamp_min_(0.0)).mul_(_WHITE[2])
+    channels = [_srgb_gamma((x * r[0]).add_(y, alpha=r[1]).add_(z, alpha=r[2])) for r in _rgb_from_xyz()]
+    return torch.stack(channels, dim)
 
 
 def _f_inverse(f: Tensor) -> Tensor:
     """Inverse of the Lab companding function ``f``."""
-    return torch.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787)
+    return torch.where(f > 0.2068966, (f * f).mul_(f), (f - 16.0 / 116.0).div_(7.787))
 
 
 def _srgb_gamma(lin: Tensor) -> Tensor:
     """Linear RGB -> sRGB in [0, 1]."""
-    return torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, lin * 12.92).clamp(0, 1)
+    lin = lin.clamp(0.0, 1.0)  # the curve is increasing and maps 0 to 0 and 1 to 1
+    # x ** (1 / 2.4) as exp(log(x) / 2.4): 2x faster than pow on the CPU
+    curve = lin.clamp_min(0.0031308).log_().mul_(1 / 2.4).exp_().mul_(1.055).sub_(0.055)
+    return torch.where(lin > 0.0031308, curve, lin * 12.92).clamp_(0.0, 1.0)
+
+
+class LabColourer:
+    """Colour one lightness many times: ``L (B, 1, H, W)`` in [0, 100] at full resolution, and
+    ``colour(ab)`` for ab ``(B, 2, h, w)`` at a lower resolution ``ab_size = (h, w)`` -> sRGB
+    ``(B, 3, H, W)`` in [0, 1]: ab brought to full size by the guided filter steered by ``L / 100``
+    (``guided_upsample``), then ``lab_to_rgb``. What depends on ``L`` alone is computed here, once.
+    """
+
+    def __init__(self, L: Tensor, ab_size: tuple[int, int]):
+        self.upsample = GuidedUpsampler(L / 100.0, ab_size)
+        self.fy = (L[:, 0] + 16.0) / 116.0
+        self.y = _f_inverse(self.fy) * _WHITE[1]
+
+    def __call__(self, ab: Tensor) -> Tensor:
+        a, b = self.upsample(ab).unbind(1)
+        return _rgb_from_parts(self.fy, self.y, a, b, dim=1)
 
 
 def gray_to_lightness(gray: Tensor) -> Tensor:
@@ -121,16 +147,27 @@ def guided_upsample(src: Tensor, guide: Tensor, radius: int = 1, eps: float = 1e
     guide. So a colour edge follows the lightness edge at full resolution instead of being
     smeared over one low-resolution pixel, and flat regions get the local mean colour.
     """
-    low = resize(guide, tuple(src.shape[-2:]))
-    mean_i, mean_p = _box(low, radius), _box(src, radius)
-    cov_ip = _box(low * src, radius) - mean_i * mean_p
-    var_i = _box(low * low, radius) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    size = tuple(guide.shape[-2:])
-    a_up = resize(_box(a, radius), size)
-    b_up = resize(_box(b, radius), size)
-    return a_up * guide + b_up
+    return GuidedUpsampler(guide, tuple(src.shape[-2:]), radius, eps)(src)
+
+
+class GuidedUpsampler:
+    """``guided_upsample`` for many sources under one guide: the guide's statistics at the low
+    resolution ``low_size`` are computed once. ``upsampler(src (B, C, *low_size)) -> (B, C, H, W)``."""
+
+    def __init__(self, guide: Tensor, low_size: tuple[int, int], radius: int = 1, eps: float = 1e-3):
+        self.guide, self.radius, self.eps = guide, radius, eps
+        self.low = resize(guide, low_size)
+        self.mean_i = _box(self.low, radius)
+        self.var_i = _box(self.low * self.low, radius) - self.mean_i * self.mean_i
+
+    def __call__(self, src: Tensor) -> Tensor:
+        r = self.radius
+        mean_p = _box(src, r)
+        cov_ip = _box(self.low * src, r) - self.mean_i * mean_p
+        a = cov_ip / (self.var_i + self.eps)
+        b = mean_p - a * self.mean_i
+        size = tuple(self.guide.shape[-2:])
+        return torch.addcmul(resize(_box(b, r), size), resize(_box(a, r), size), self.guide)
 
 
 def lab_pair(rgb: Tensor, ab_downscale: int = 1) -> tuple[Tensor, Tensor]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
+import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,16 +27,34 @@ def quantize(x) -> np.ndarray:
     return np.clip(np.floor(a * 256.0), 0, 255).astype(np.uint8)
 
 
-def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
-    """Encode ``(H, W)`` or ``(H, W, 3|4)`` uint8 pixels as PNG with ``tEXt``/``iTXt`` metadata."""
-    from PIL import Image, PngImagePlugin
+def png_bytes(pixels: np.ndarray, text: dict[str, str] | None = None, level: int = 6) -> bytes:
+    """Encode ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8 pixels as PNG with
+    ``iTXt`` text chunks, zlib at ``level``.
 
-    info = PngImagePlugin.PngInfo()
-    for k, v in (text or {}).items():
-        info.add_itxt(k, str(v))
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
+    Written here rather than by PIL because a colorize run spends most of its time encoding
+    full-size PNGs: every row gets PNG's "Up" filter (its difference to the row above) where PIL
+    tries all five filters on each row; on a 1600x1000 colouring at level 1 that is 0.09 s instead
+    of 0.15 s for 3 % more bytes. Any PNG reader reads it (tests decode it with PIL).
+    """
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+        raise ValueError(f"expected (H, W), (H, W, 3) or (H, W, 4) uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    h, w = pixels.shape[:2]
+    colour_type = {2: 0, 3: 2, 4: 6}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
+    flat = pixels.reshape(h, -1)
+    rows = np.empty((h, 1 + flat.shape[1]), np.uint8)
+    rows[:, 0] = 2  # filter type "Up"
+    rows[0, 1:] = flat[0]  # the row above the first is zeros
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])  # uint8 wraps modulo 256, as the filter does
+    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))]
+    for key, value in (text or {}).items():
+        # keyword, then: no compression, method 0, no language tag, no translated keyword
+        parts.append(_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + str(value).encode("utf-8")))
+    parts += [_chunk(b"IDAT", zlib.compress(rows, level)), _chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray, text: dict[str, str] | None = None) -> None:

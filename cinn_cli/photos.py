@@ -17,7 +17,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .images import png_bytes
 
 # PIL only warns about images between MAX_PIXELS and twice that (and raises above); _check_size
 # refuses them all with a reason, so the warning would be noise on stderr. (A process-wide filter:
@@ -116,16 +118,12 @@ def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
 def encode_image(pixels: np.ndarray, fmt: str, text: dict[str, str] | None = None) -> bytes:
     """``(H, W, 3|4)`` uint8 -> file bytes. PNG carries ``text`` as iTXt chunks; JPEG (quality 95,
     no alpha: it is dropped) and WebP (quality 95) carry none."""
+    if fmt == "png":
+        # zlib level 1: 3.5x faster than level 6 on a 1600x1000 colouring, 0.1 % more bytes
+        return png_bytes(pixels, text, level=1)
     im = Image.fromarray(pixels)
     buf = io.BytesIO()
-    if fmt == "png":
-        info = PngImagePlugin.PngInfo()
-        for k, v in (text or {}).items():
-            info.add_itxt(k, str(v))
-        # zlib level 1: 3x faster than PIL's default 6 on a 1600x1000 colouring (0.34 s vs 1.02 s,
-        # the largest cost of a colorize run) for 22 % more bytes
-        im.save(buf, format="PNG", pnginfo=info, compress_level=1)
-    elif fmt == "jpg":
+    if fmt == "jpg":
         im.convert("RGB").save(buf, format="JPEG", quality=95)
     elif fmt == "webp":
         im.save(buf, format="WEBP", quality=95)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from cinn_cli.color import gray_to_lightness, guided_upsample, lab_to_rgb, resize, rgb_to_lab
+from cinn_cli.color import LabColourer, gray_to_lightness, guided_upsample, lab_to_rgb, resize, rgb_to_lab
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -45,6 +45,7 @@ def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
     with pytest.warns(UserWarning):  # skimage warns about the negative Z it clips; we clip silently
         ref = skcolor.lab2rgb(to_hwc(lab))
     assert np.abs(to_hwc(ours) - ref).max() < 1e-4
+    assert np.abs(to_hwc(lab_to_rgb(lab.float())).astype(np.float64) - ref).max() < 1e-4
 
 
 def test_round_trip_and_float32_and_unbatched():
@@ -67,6 +68,24 @@ def test_gray_lightness_is_lab_l_of_the_gray_image():
     lab = rgb_to_lab(gray.expand(1, 3, 16, 16))
     assert (gray_to_lightness(gray)[:, 0] - lab[:, 0]).abs().max() < 1e-9
     assert lab[:, 1:].abs().max() < 0.02  # the sRGB white is D65 to 4 digits: a, b of grays ~ 0
+
+
+def test_lab_colourer_is_guided_upsample_then_lab_to_rgb():
+    """The per-photo colourer (what depends on L computed once) gives what the two functions
+    give, for several ab under one L, in float64 and in float32."""
+    g = torch.Generator().manual_seed(4)
+    L = 100 * torch.rand(1, 1, 40, 56, generator=g, dtype=torch.float64)
+    colour = LabColourer(L, (10, 14))
+    for _ in range(3):
+        ab = (torch.rand(1, 2, 10, 14, generator=g, dtype=torch.float64) - 0.5) * 160
+        ref = lab_to_rgb(torch.cat([L, guided_upsample(ab, L / 100)], dim=1))
+        out = colour(ab)
+        assert out.shape == (1, 3, 40, 56) and (out - ref).abs().max() < 1e-12
+    L32, ab32 = L.float(), ab.float()
+    single = LabColourer(L32, (10, 14))(ab32)
+    assert single.dtype == torch.float32
+    assert (single - lab_to_rgb(torch.cat([L32, guided_upsample(ab32, L32 / 100)], dim=1))).abs().max() < 1e-6
+    assert (single.double() - ref).abs().max() < 2e-4  # float32 rounding in the guided filter
 
 
 def test_guided_upsample_keeps_colour_edges_sharp():

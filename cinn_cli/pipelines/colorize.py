@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..color import gray_to_lightness, guided_upsample, lab_to_rgb, resize
+from ..color import LabColourer, gray_to_lightness, resize
 from ..images import discover, grid
 from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
@@ -64,14 +64,15 @@ def colorize_lightness(model, L: Tensor, zs: list[Tensor]) -> Tensor:
     """``L (1, 1, H, W)`` full-resolution lightness and a batch of ``n`` latents -> RGB
     ``(n, 3, H, W)`` in [0, 1] (computed one sample at a time at full resolution, to bound memory)."""
     ab = working_ab(model, L, zs)
-    return torch.cat([full_size_rgb(L, ab[i : i + 1]) for i in range(len(ab))])
+    colour = LabColourer(L, tuple(ab.shape[-2:]))
+    return torch.cat([colour(ab[i : i + 1]) for i in range(len(ab))])
 
 
 @torch.no_grad()
 def full_size_rgb(L: Tensor, ab: Tensor) -> Tensor:
     """``L (B, 1, H, W)`` and ``ab (B, 2, h, w)`` at the working resolution -> RGB ``(B, 3, H, W)``:
-    ab brought to full size by the guided filter steered by ``L``."""
-    return lab_to_rgb(torch.cat([L, guided_upsample(ab, L / 100.0)], dim=1))
+    ab brought to full size by the guided filter steered by ``L`` (``LabColourer``)."""
+    return LabColourer(L, tuple(ab.shape[-2:]))(ab)
 
 
 def to_pixels(rgb: Tensor, alpha: np.ndarray | None) -> np.ndarray:
@@ -200,6 +201,7 @@ class _Job:
         self.shapes = model.latent_shapes(*self.size)
         self.key = plan.rel.as_posix()
         self.gray_sha256 = gray_sha256
+        self.colour: LabColourer | None = None  # made from L once the ab resolution is known
         self.provenance = {
             **provenance_text(info.sha256),
             "cinn:temperature": repr(temperature),
@@ -229,10 +231,12 @@ class _Job:
                     torch.cuda.empty_cache()
                 continue
             start += len(chunk)
+            if self.colour is None:
+                self.colour = LabColourer(self.L, tuple(ab.shape[-2:]))
             for k, s, z, ab_k in zip(chunk, seeds, zs_each, ab.split(1), strict=True):
                 if self.plan.grid_path is not None:
                     abs_[k] = ab_k.cpu()
-                rgb = None if device.type == "cpu" else full_size_rgb(self.L, ab_k).cpu()
+                rgb = None if device.type == "cpu" else self.colour(ab_k).cpu()
                 pool.write(partial(self._write, k, s, z, ab_k, rgb), partial(self._done, report, k, s))
         if self.plan.grid_path is not None:
             w, h = grid_tile_size(*self.gray.shape)
@@ -246,7 +250,7 @@ class _Job:
         latent, each atomically."""
         image_path, latent_path = self.plan.targets[k]
         text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed)}
-        rgb = (full_size_rgb(self.L, ab) if rgb is None else rgb)[0]
+        rgb = (self.colour(ab) if rgb is None else rgb)[0]
         atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
         if latent_path is not None:
             latent = photo_latent(
