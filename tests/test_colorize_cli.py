@@ -138,6 +138,22 @@ def test_same_seed_same_bytes_skip_existing_and_stdin(setup, tmp_path):
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["wide colour-1.webp"]
 
 
+def test_colouring_on_the_main_thread_writes_the_same_bytes(setup, tmp_path, monkeypatch):
+    """The GPU arrangement (full-size colouring on the main thread, workers only encode), run on
+    the CPU, writes exactly what the CPU arrangement (colouring in the workers) writes."""
+    from cinn_cli.pipelines import colorize as pipeline
+
+    root, weights = setup
+    args = ("colorize", root / "in" / "sub", "-n", 2, "--seed", 7, "--weights", weights, "--grid")
+    assert invoke(*args[:2], tmp_path / "workers", *args[2:]).exit_code == 0
+    monkeypatch.setattr(pipeline, "colour_in_workers", lambda device: False)
+    assert invoke(*args[:2], tmp_path / "main", *args[2:]).exit_code == 0
+    files = sorted(p.relative_to(tmp_path / "workers") for p in (tmp_path / "workers").rglob("*.*"))
+    assert len(files) == 10  # 2 photos x (2 outputs + 2 latents + a contact sheet)
+    for f in files:
+        assert (tmp_path / "main" / f).read_bytes() == (tmp_path / "workers" / f).read_bytes(), f
+
+
 def test_missing_shipped_model_is_one_sentence(tmp_path, monkeypatch):
     from cinn_cli import storage
 

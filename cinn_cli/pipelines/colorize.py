@@ -190,6 +190,13 @@ def photo_latent(
     )
 
 
+def colour_in_workers(device: torch.device) -> bool:
+    """Where each output's full-size colouring runs: on a CPU in the write-behind workers, beside
+    the previous output's encoding (on 2 cores together most of a photo's time); on a GPU on the
+    main thread, the device's own, leaving the workers only the encoding."""
+    return device.type == "cpu"
+
+
 class _Job:
     """One decoded photo: its lightness, working size, latent shapes and provenance."""
 
@@ -211,8 +218,7 @@ class _Job:
     def run(self, batch_size: int, pool: Pool, report: RunReport) -> None:
         """Run the model for samples ``plan.todo`` here, in batches; hand each sample's full-size
         colouring, encoding and writing to ``pool``, so they overlap the next model batch and
-        each other (on a 2-core CPU they are most of a photo's time). On a GPU the full-size
-        colouring stays here, on the device's own thread, and the workers only encode."""
+        each other (see ``colour_in_workers``)."""
         device, todo = self.L.device, self.plan.todo
         abs_: dict[int, Tensor] = {}  # kept for the contact sheet only
         start = 0
@@ -236,7 +242,7 @@ class _Job:
             for k, s, z, ab_k in zip(chunk, seeds, zs_each, ab.split(1), strict=True):
                 if self.plan.grid_path is not None:
                     abs_[k] = ab_k.cpu()
-                rgb = None if device.type == "cpu" else self.colour(ab_k).cpu()
+                rgb = None if colour_in_workers(device) else self.colour(ab_k).cpu()
                 pool.write(partial(self._write, k, s, z, ab_k, rgb), partial(self._done, report, k, s))
         if self.plan.grid_path is not None:
             w, h = grid_tile_size(*self.gray.shape)
