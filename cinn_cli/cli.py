@@ -410,6 +410,8 @@ def sample(
         )
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    except BrokenPipeError:  # stdout's reader went away (--json | head): Click ends quietly, exit 1
+        raise
     except OSError as e:
         raise click.ClickException(f"{e.filename or out}: {e.strerror}") from None
     sys.exit(report.finish())

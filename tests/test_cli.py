@@ -72,6 +72,37 @@ def test_main_alone_leaves_garbage_collection_alone():
     assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
+@pytest.mark.parametrize("command", ["sample", "colorize"])
+def test_a_closed_stdout_ends_the_run_quietly(tiny_weights, tmp_path, command):
+    """``cinn ... --json | head -1``: once the reader is gone the run stops with exit 1 and no
+    message blaming the output folder; every file on disk is whole."""
+    if command == "sample":
+        args = ["sample", "-d", "0-9", "-n", "200", "--weights", tiny_weights, "-o", tmp_path / "o", "--json"]
+    else:
+        src = tmp_path / "in"
+        src.mkdir()
+        for i in range(400):
+            Image.fromarray(np.full((16, 16), i % 256, np.uint8)).save(src / f"{i:03}.png")
+        from test_colorize_cli import tiny_model_file
+
+        weights = tiny_model_file(tmp_path / "c.safetensors")
+        args = ["colorize", src, tmp_path / "o", "-n", "2", "--weights", weights, "--json", "--no-latents"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cinn_cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert json.loads(proc.stdout.readline())["event"] == "written"
+    proc.stdout.close()  # the pipe buffer (64 KiB) fills long before 2,000 / 800 lines are written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Error" not in err and "Traceback" not in err, err
+    written = sorted((tmp_path / "o").glob("*.png"))
+    assert 0 < len(written) < 800
+    for png in written:
+        with Image.open(png) as im:
+            im.load()
+    assert not list((tmp_path / "o").glob(".*.tmp"))
+
+
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and result.output.startswith("cinn, version ")
