@@ -19,6 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +30,33 @@ R = TypeVar("R")
 def default_workers() -> int:
     """Decode/encode threads: one per core up to 4 (beyond that the model, not I/O, is the limit)."""
     return max(1, min(4, os.cpu_count() or 1))
+
+
+@contextmanager
+def shared_cores(device):
+    """Around ``cinn colorize`` on ``device``: on the CPU, torch runs each operation on one thread
+    while the model thread and the pool's threads share the cores among themselves; restored after.
+
+    Why: with torch's default (one thread per core) each operation of the model thread and of every
+    worker (which brings each colouring to full size) forks a team of that many threads, and the
+    teams fight over the same cores. On this 2-core machine one torch thread per Python thread
+    colorizes 200 small photos (-n 1) in 9.5 s instead of 14.9 s, and 41 val photos (-n 5) at
+    3.1-3.5 photos/s instead of 2.6 (bench/README.md). Not for pipelines whose workers only decode
+    or encode (``cinn encode``, colour transfer): there the model thread needs every core.
+    ``OMP_NUM_THREADS``, when set, decides instead. Enter before the pool's threads start: each
+    thread takes torch's setting when it first runs an operation.
+    """
+    import torch
+
+    if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def parse_shard(spec: str) -> tuple[int, int]:

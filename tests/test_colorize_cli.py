@@ -154,6 +154,33 @@ def test_colouring_on_the_main_thread_writes_the_same_bytes(setup, tmp_path, mon
         assert (tmp_path / "main" / f).read_bytes() == (tmp_path / "workers" / f).read_bytes(), f
 
 
+@pytest.mark.parametrize("omp", [None, "2"])
+def test_the_model_and_workers_get_one_torch_thread_each_on_the_cpu(setup, tmp_path, monkeypatch, omp):
+    """On the CPU colorize runs torch single-threaded (the threads share the cores) and restores
+    the setting after; a user's OMP_NUM_THREADS decides instead."""
+    from cinn_cli.pipelines import colorize as pipeline
+
+    root, weights = setup
+    real, seen = pipeline.working_ab, []
+
+    def spy(model, L, zs):
+        seen.append(torch.get_num_threads())
+        return real(model, L, zs)
+
+    monkeypatch.setattr(pipeline, "working_ab", spy)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    torch.set_num_threads(2)
+    try:
+        result = invoke("colorize", root / "in" / "square.png", tmp_path, "-n", 1, "--weights", weights)
+        assert result.exit_code == 0, result.output
+        assert seen == [1 if omp is None else 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)  # the module's single_thread setting
+
+
 def test_missing_shipped_model_is_one_sentence(tmp_path, monkeypatch):
     from cinn_cli import storage
 

@@ -23,7 +23,7 @@ from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
 from ..report import RunReport
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
-from ..stream import Pool, default_workers, progress_bar, readable, select
+from ..stream import Pool, default_workers, progress_bar, readable, select, shared_cores
 from .sample import provenance_text
 
 NO_SHIPPED_MODEL = (
@@ -118,7 +118,7 @@ def colorize_photos(
     relative path hashes to ``i`` (see ``in_shard``). One bad input never stops the run.
     """
     plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report)
-    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+    with shared_cores(device), Pool(workers or default_workers()) as pool, progress_bar() as bar:
         # The model loads in a worker while the first photos decode (each takes ~0.15 s here).
         loading = pool.submit(load_colorize_model, weights, device, work_size)
         for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):
