@@ -34,15 +34,16 @@ def default_workers() -> int:
 
 @contextmanager
 def shared_cores(device):
-    """Around ``cinn colorize`` on ``device``: on the CPU, torch runs each operation on one thread
-    while the model thread and the pool's threads share the cores among themselves; restored after.
+    """Around ``cinn colorize`` (and its colour transfer) on ``device``: on the CPU, torch runs each
+    operation on one thread while the model thread and the pool's threads share the cores among
+    themselves; restored after.
 
     Why: with torch's default (one thread per core) each operation of the model thread and of every
     worker (which brings each colouring to full size) forks a team of that many threads, and the
     teams fight over the same cores. On this 2-core machine one torch thread per Python thread
     colorizes 200 small photos (-n 1) in 9.5 s instead of 14.9 s, and 41 val photos (-n 5) at
-    3.1-3.5 photos/s instead of 2.6 (bench/README.md). Not for pipelines whose workers only decode
-    or encode (``cinn encode``, colour transfer): there the model thread needs every core.
+    3.1-3.5 photos/s instead of 2.6 (bench/README.md). Not for ``cinn encode``, whose workers only
+    decode: there the model thread needs every core (one thread was 1.2-1.6x slower).
     ``OMP_NUM_THREADS``, when set, decides instead. Enter before the pool's threads start: each
     thread takes torch's setting when it first runs an operation.
     """

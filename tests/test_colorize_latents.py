@@ -214,3 +214,37 @@ def test_colour_encode_shards_and_workers_give_the_unsplit_bytes(setup, tmp_path
     assert len(names) == 2
     for name in names:
         assert (whole / name).read_bytes() == (tmp_path / "split" / name).read_bytes(), name
+
+
+def test_transfer_batches_and_thread_arrangements_write_the_same_bytes(setup, tmp_path, monkeypatch):
+    """Colour transfer decodes several latents per model call and colours in the workers; one
+    latent per call, or colouring on the main thread (the GPU arrangement), writes the same bytes.
+    An output that cannot be written fails alone."""
+    from cinn_cli.pipelines import colorize_latents as pipeline
+
+    root, weights = setup
+    assert invoke("encode", root / "in", tmp_path / "lat", "--model", weights).exit_code == 0
+    for i in range(9):  # 11 latents: more than one model call of TRANSFER_BATCH
+        (tmp_path / "lat" / f"copy{i}.safetensors").write_bytes((tmp_path / "lat" / "a.safetensors").read_bytes())
+    args = ["--from-latent", tmp_path / "lat", "--weights", weights, "--seed", 3, "--transfer-levels", "1,0.5"]
+
+    def run(name):
+        return invoke("colorize", root / "in" / "a.png", tmp_path / name, *args)
+
+    assert pipeline.TRANSFER_BATCH < 11 and run("batched").exit_code == 0
+    monkeypatch.setattr(pipeline, "TRANSFER_BATCH", 1)
+    assert run("single").exit_code == 0
+    monkeypatch.setattr(pipeline, "colour_in_workers", lambda device: False)
+    assert run("main").exit_code == 0
+    files = sorted(p.name for p in (tmp_path / "batched").iterdir())
+    assert len(files) == 22  # 11 images + 11 latents
+    for name in files:
+        a = (tmp_path / "batched" / name).read_bytes()
+        assert a == (tmp_path / "single" / name).read_bytes() == (tmp_path / "main" / name).read_bytes(), name
+    monkeypatch.undo()
+    blocked = tmp_path / "blocked"
+    (blocked / "a-from-copy3.png").mkdir(parents=True)  # a folder where an output should go
+    r = invoke("colorize", root / "in" / "a.png", blocked, *args, "--json")
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.exit_code == 1 and events[-1]["written"] == 10 and events[-1]["failed"] == 1
+    assert "a-from-copy3.png" in events[-1]["failures"][0]["reason"]

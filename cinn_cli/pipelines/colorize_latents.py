@@ -12,6 +12,7 @@ the file and how much is drawn anew (the reference code's ``color_transfer``).
 from __future__ import annotations
 
 import math
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 
@@ -20,18 +21,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..color import gray_to_lightness, lab_to_rgb, resize, rgb_to_lab
+from ..color import LabColourer, gray_to_lightness, lab_to_rgb, resize, rgb_to_lab
 from ..core.colorize import ab_bits_per_dim
 from ..images import discover
 from ..latents import Latent, LatentFileError, derive_seed, draw_latent, load_latent, save_latent
 from ..photos import PhotoError, encode_image, read_gray, read_rgb
 from ..report import RunReport
 from ..storage import atomic_write_bytes
-from ..stream import Pool, default_workers, progress_bar, readable, select
-from .colorize import colorize_lightness, gray_sha256, load_colorize_model, photo_latent, to_pixels
+from ..stream import Pool, default_workers, progress_bar, readable, select, shared_cores
+from .colorize import (
+    colour_in_workers,
+    gray_sha256,
+    load_colorize_model,
+    photo_latent,
+    to_pixels,
+    working_ab,
+)
 from .encode import latent_targets
 from .sample import provenance_text
 
+# Latents decoded per model call in colour transfer (one photo's lightness under many latents).
+TRANSFER_BATCH = 8
 # Round trip limit in 8-bit RGB units at the model's colour resolution (issue: within 1/255).
 VERIFY_LIMIT_RGB = 1.0
 
@@ -192,7 +202,7 @@ def colorize_from_latents(
     mix = parse_levels(levels, model.n_latent_levels)
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
-    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+    with shared_cores(device), Pool(workers or default_workers()) as pool, progress_bar() as bar:
         inputs = select(discover(source, skip=out), shard, report)
         for (path, rel), decoded in readable(pool, inputs, _read_gray, report, PhotoError, itemgetter(0), bar):
             _decode_under(
@@ -211,6 +221,7 @@ def colorize_from_latents(
                 overwrite,
                 device,
                 report,
+                pool,
             )
 
 
@@ -219,16 +230,33 @@ def _read_gray(item: tuple[Path, Path]):
 
 
 def _decode_under(
-    model, info, path, rel, gray, alpha, stored, mix, out, temperature, seed, fmt, latents, overwrite, device, report
+    model,
+    info,
+    path,
+    rel,
+    gray,
+    alpha,
+    stored,
+    mix,
+    out,
+    temperature,
+    seed,
+    fmt,
+    latents,
+    overwrite,
+    device,
+    report,
+    pool,
 ) -> None:
-    """Every stored latent under one photo's lightness (see ``colorize_from_latents``)."""
+    """Every stored latent under one photo's lightness (see ``colorize_from_latents``): the model
+    runs here, ``TRANSFER_BATCH`` latents per call; each output's full-size colouring, encoding and
+    writing go to ``pool`` (as in ``cinn colorize``, see ``colour_in_workers``)."""
     L, L_work = working_lightness(model, gray, device)
     work_size = tuple(L_work.shape[-2:])
     shapes = model.latent_shapes(*work_size)
-    gray_hash = gray_sha256(gray)
+    todo = []  # (latent path, output, latent output or None, seed, latent levels)
     for latent_path, latent in stored:
-        stem = f"{rel.stem}-from-{latent_path.stem}"
-        target = out / rel.parent / f"{stem}.{fmt}"
+        target = out / rel.parent / f"{rel.stem}-from-{latent_path.stem}.{fmt}"
         latent_target = target.with_suffix(".safetensors") if latents else None
         if not overwrite and target.exists() and (latent_target is None or latent_target.exists()):
             report.skip(str(target))
@@ -239,28 +267,54 @@ def _decode_under(
             report.fail(str(latent_path), str(e).removeprefix(f"{latent_path}: "))
             continue
         s = derive_seed(seed, f"{rel.as_posix()}\0{latent_path.name}", 1)
-        zs = mix_levels(file_zs, draw_latent(shapes, s, temperature), mix)
-        rgb = colorize_lightness(model, L, [z[None].to(device) for z in zs])[0]
-        text = {
-            **provenance_text(info.sha256),
-            "cinn:source": rel.as_posix(),
-            "cinn:latent": latent_path.name,
-            "cinn:transfer_levels": ",".join(f"{w:g}" for w in mix),
-            "cinn:seed": str(s),
-            "cinn:temperature": repr(temperature),
-        }
-        try:
-            atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
+        todo.append(
+            (latent_path, target, latent_target, s, mix_levels(file_zs, draw_latent(shapes, s, temperature), mix))
+        )
+    if not todo:
+        return
+    gray_hash = gray_sha256(gray)
+    mix_text = ",".join(f"{w:g}" for w in mix)
+    colour = LabColourer(L, model.ab_size(*work_size))  # shared by this photo's outputs
+    for start in range(0, len(todo), TRANSFER_BATCH):
+        chunk = todo[start : start + TRANSFER_BATCH]
+        ab = working_ab(model, L, [torch.stack([t[4][i] for t in chunk]).to(device) for i in range(len(shapes))])
+        for (latent_path, target, latent_target, s, zs), ab_k in zip(chunk, ab.split(1), strict=True):
+            rgb = None if colour_in_workers(device) else colour(ab_k).cpu()
+            text = {
+                **provenance_text(info.sha256),
+                "cinn:source": rel.as_posix(),
+                "cinn:latent": latent_path.name,
+                "cinn:transfer_levels": mix_text,
+                "cinn:seed": str(s),
+                "cinn:temperature": repr(temperature),
+            }
+            latent_file = None
             if latent_target is not None:
-                extra = {"from_latent": latent_path.name, "transfer_levels": text["cinn:transfer_levels"]}
+                extra = {"from_latent": latent_path.name, "transfer_levels": mix_text}
                 latent_file = photo_latent(
                     zs, rel, gray, gray_hash, info.sha256, work_size, seed=s, temperature=temperature, extra=extra
                 )
-                save_latent(latent_target, latent_file)
-        except OSError as e:
-            report.fail(str(path), f"cannot write {target} ({e.strerror or e})")
-            continue
+            write = partial(_write_transfer, target, colour, ab_k, rgb, alpha, fmt, text, latent_target, latent_file)
+            pool.write(write, partial(_transfer_done, report, path, target, latent_path))
+
+
+def _write_transfer(target, colour, ab, rgb, alpha, fmt, text, latent_target, latent_file) -> None:
+    """In a worker thread: colour one transfer at full size from its ``ab (1, 2, h, w)`` (unless
+    ``rgb`` was made on the GPU), encode it, write it and its latent, each atomically."""
+    rgb = (colour(ab) if rgb is None else rgb)[0]
+    atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
+    if latent_file is not None:
+        save_latent(latent_target, latent_file)
+
+
+def _transfer_done(report: RunReport, path: Path, target: Path, latent_path: Path, error: BaseException | None):
+    """Back on the main thread: report one transfer as written or failed."""
+    if error is None:
         report.wrote(str(target), source=str(path), latent=str(latent_path))
+    elif isinstance(error, (OSError, ValueError)):  # ValueError: e.g. a name that cannot go into PNG text
+        report.fail(str(path), f"cannot write {target} ({getattr(error, 'strerror', None) or error})")
+    else:
+        raise error
 
 
 def load_or_fail(path: Path, report: RunReport) -> Latent | None:
