@@ -108,12 +108,9 @@ def sigterm_as_interrupt():
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from .storage import package_version
 
-    try:
-        return version("cinn")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return package_version()
 
 
 device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)

@@ -15,6 +15,7 @@ Loading checks each of these and says in one sentence what is wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ class ModelInfo:
     sha256: str = ""
 
 
+@functools.cache  # read from the installed metadata once: every output's provenance text asks
 def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
