@@ -3,6 +3,7 @@
     lab = rgb_to_lab(rgb)          # (..., 3, H, W) sRGB in [0, 1] -> CIE Lab, L in [0, 100]
     rgb = lab_to_rgb(lab)          # the inverse, clipped to [0, 1]
     ab = guided_upsample(ab_low, L_full)   # colour at low resolution, edges from full-res L
+    colour = LabColourer(L, ab_size)       # both for many ab under one L: rgb = colour(ab)
 
 The Lab conversion is ``skimage.color.rgb2lab`` / ``lab2rgb`` (D65, 2-degree observer, the
 sRGB matrix of the skimage source) written in torch, so training batches and full-size photos
@@ -69,8 +70,9 @@ def lab_to_rgb(lab: Tensor, dim: int = -3) -> Tensor:
 def _rgb_from_parts(fy: Tensor, y: Tensor, a: Tensor, b: Tensor, dim: int) -> Tensor:
     """``lab_to_rgb`` from the lightness's ``fy = (L + 16) / 116`` and ``Y``, and ``a``, ``b``
     (all one shape; the channels are stacked on ``dim``)."""
-    # Channel by channel with the matrix as scalars, in place on temporaries: 1.5x faster than
-    # a 3x3 matmul over moved dimensions (it runs once per full-size colorize output).
+    # Channel by channel with the matrix as scalars, in place on temporaries, gamma through
+    # exp/log: 2.5x faster than the same maths out of place with pow at 1600x1000 on one thread
+    # (it runs once per full-size colorize output).
     x = _f_inverse(torch.add(fy, a, alpha=1 / 500.0)).mul_(_WHITE[0])
     z = _f_inverse(torch.sub(fy, b, alpha=1 / 200.0).clamp_min_(0.0)).mul_(_WHITE[2])
     channels = [_srgb_gamma((x * r[0]).add_(y, alpha=r[1]).add_(z, alpha=r[2])) for r in _rgb_from_xyz()]
