@@ -33,31 +33,32 @@ def default_workers() -> int:
 
 
 @contextmanager
-def shared_cores(device):
-    """Around ``cinn colorize`` (and its colour transfer) on ``device``: on the CPU, torch runs each
-    operation on one thread while the model thread and the pool's threads share the cores among
-    themselves; restored after.
+def shared_cores(device, workers: int):
+    """Around ``cinn colorize`` (and its colour transfer) on ``device`` with a pool of ``workers``
+    threads: on the CPU, torch's threads are shared out, each of the ``workers + 1`` Python threads
+    (the model's and the pool's) running its operations on ``cores // (workers + 1)`` torch threads
+    (at least one); restored after.
 
     Why: with torch's default (one thread per core) each operation of the model thread and of every
-    worker (which brings each colouring to full size) forks a team of that many threads, and the
-    teams fight over the same cores. On this 2-core machine one torch thread per Python thread
-    colorizes 200 small photos (-n 1) in 9.5 s instead of 14.9 s, and 41 val photos (-n 5) at
-    3.1-3.5 photos/s instead of 2.6 (bench/README.md). Not for ``cinn encode``, whose workers only
-    decode: there the model thread needs every core (one thread was 1.2-1.6x slower).
-    ``OMP_NUM_THREADS``, when set, decides instead. Enter before the pool's threads start: each
-    thread takes torch's setting when it first runs an operation.
+    worker (which brings each colouring to full size) forks a team of one thread per core, and the
+    teams fight over the same cores. On this 2-core machine (one torch thread each) colorize runs
+    200 small photos (-n 1) in 9.5 s instead of 14.9 s, and 41 val photos (-n 5) at 3.1-3.5 photos/s
+    instead of 2.6 (bench/README.md). Not for ``cinn encode``, whose workers only decode: there the
+    model thread needs every core (one thread was 1.2-1.6x slower). ``OMP_NUM_THREADS``, when set,
+    decides instead. Enter before the pool's threads start: each thread takes torch's setting when
+    it first runs an operation.
     """
     import torch
 
     if device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    cores = torch.get_num_threads()
+    torch.set_num_threads(max(1, cores // (workers + 1)))
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(cores)
 
 
 def parse_shard(spec: str) -> tuple[int, int]:

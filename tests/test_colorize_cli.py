@@ -154,10 +154,14 @@ def test_colouring_on_the_main_thread_writes_the_same_bytes(setup, tmp_path, mon
         assert (tmp_path / "main" / f).read_bytes() == (tmp_path / "workers" / f).read_bytes(), f
 
 
-@pytest.mark.parametrize("omp", [None, "2"])
-def test_the_model_and_workers_get_one_torch_thread_each_on_the_cpu(setup, tmp_path, monkeypatch, omp):
-    """On the CPU colorize runs torch single-threaded (the threads share the cores) and restores
-    the setting after; a user's OMP_NUM_THREADS decides instead."""
+@pytest.mark.parametrize(
+    "cores, workers, omp, expected",
+    [(2, None, None, 1), (16, 3, None, 4), (16, 20, None, 1), (2, None, "2", 2)],
+)
+def test_the_model_and_workers_share_the_cores_on_the_cpu(setup, tmp_path, monkeypatch, cores, workers, omp, expected):
+    """On the CPU colorize gives each of its workers + 1 Python threads cores // (workers + 1)
+    torch threads (this machine: 2 workers by default, so one each) and restores the setting
+    after; a user's OMP_NUM_THREADS decides instead."""
     from cinn_cli.pipelines import colorize as pipeline
 
     root, weights = setup
@@ -168,15 +172,17 @@ def test_the_model_and_workers_get_one_torch_thread_each_on_the_cpu(setup, tmp_p
         return real(model, L, zs)
 
     monkeypatch.setattr(pipeline, "working_ab", spy)
+    monkeypatch.setattr(pipeline, "default_workers", lambda: 2)
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
-    torch.set_num_threads(2)
+    torch.set_num_threads(cores)
     try:
-        result = invoke("colorize", root / "in" / "square.png", tmp_path, "-n", 1, "--weights", weights)
+        extra = [] if workers is None else ["--workers", workers]
+        result = invoke("colorize", root / "in" / "square.png", tmp_path, "-n", 1, "--weights", weights, *extra)
         assert result.exit_code == 0, result.output
-        assert seen == [1 if omp is None else 2] and torch.get_num_threads() == 2
+        assert seen == [expected] and torch.get_num_threads() == cores
     finally:
         torch.set_num_threads(1)  # the module's single_thread setting
 

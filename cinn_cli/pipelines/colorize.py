@@ -118,7 +118,8 @@ def colorize_photos(
     relative path hashes to ``i`` (see ``in_shard``). One bad input never stops the run.
     """
     plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report)
-    with shared_cores(device), Pool(workers or default_workers()) as pool, progress_bar() as bar:
+    workers = workers or default_workers()
+    with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
         # The model loads in a worker while the first photos decode (each takes ~0.15 s here).
         loading = pool.submit(load_colorize_model, weights, device, work_size)
         for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):

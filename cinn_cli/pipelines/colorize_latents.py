@@ -202,7 +202,8 @@ def colorize_from_latents(
     mix = parse_levels(levels, model.n_latent_levels)
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
-    with shared_cores(device), Pool(workers or default_workers()) as pool, progress_bar() as bar:
+    workers = workers or default_workers()
+    with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
         inputs = select(discover(source, skip=out), shard, report)
         for (path, rel), decoded in readable(pool, inputs, _read_gray, report, PhotoError, itemgetter(0), bar):
             _decode_under(
