@@ -209,7 +209,8 @@ class _Job:
         self.shapes = model.latent_shapes(*self.size)
         self.key = plan.rel.as_posix()
         self.gray_sha256 = gray_sha256
-        self.colour: LabColourer | None = None  # made from L once the ab resolution is known
+        # what every output's full-size colouring shares (none when only a contact sheet is due)
+        self.colour = LabColourer(self.L, model.ab_size(*self.size)) if plan.todo else None
         self.provenance = {
             **provenance_text(info.sha256),
             "cinn:temperature": repr(temperature),
@@ -238,8 +239,6 @@ class _Job:
                     torch.cuda.empty_cache()
                 continue
             start += len(chunk)
-            if self.colour is None:
-                self.colour = LabColourer(self.L, tuple(ab.shape[-2:]))
             for k, s, z, ab_k in zip(chunk, seeds, zs_each, ab.split(1), strict=True):
                 if self.plan.grid_path is not None:
                     abs_[k] = ab_k.cpu()
@@ -274,16 +273,22 @@ class _Job:
 
     def _done(self, report: RunReport, k: int | None, seed: int | None, error: BaseException | None) -> None:
         """Back on the main thread: report output ``k`` (``None``: the contact sheet) as written or failed."""
+        if k is None and error is None:
+            return  # the contact sheet is not counted as an output
         target = self.plan.targets[k][0] if k is not None else self.plan.grid_path
-        if error is None:
-            if k is not None:
-                report.wrote(str(target), source=str(self.plan.path), index=k, seed=seed)
-        elif isinstance(error, OSError):
-            report.fail(str(self.plan.path), f"cannot write {target} ({error.strerror or error})")
-        elif isinstance(error, ValueError):  # e.g. a file name that cannot go into PNG text
-            report.fail(str(self.plan.path), f"cannot write {target} ({error})")
-        else:
-            raise error
+        report_write(report, self.plan.path, target, error, index=k, seed=seed)
+
+
+def report_write(report: RunReport, source: Path, target: Path, error: BaseException | None, **fields) -> None:
+    """Report ``target``, written for input ``source`` by a worker, as written (with ``fields``) or,
+    for a write error (OSError, or a ValueError such as a name that cannot go into PNG text), as
+    failed; any other error is a bug and is raised."""
+    if error is None:
+        report.wrote(str(target), source=str(source), **fields)
+    elif isinstance(error, (OSError, ValueError)):
+        report.fail(str(source), f"cannot write {target} ({getattr(error, 'strerror', None) or error})")
+    else:
+        raise error
 
 
 def grid_tile_size(h: int, w: int) -> tuple[int, int]:

@@ -34,6 +34,7 @@ from .colorize import (
     gray_sha256,
     load_colorize_model,
     photo_latent,
+    report_write,
     to_pixels,
     working_ab,
 )
@@ -205,25 +206,24 @@ def colorize_from_latents(
     workers = workers or default_workers()
     with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
         inputs = select(discover(source, skip=out), shard, report)
+        decode_under = partial(
+            _decode_under,
+            model=model,
+            info=info,
+            stored=stored,
+            mix=mix,
+            out=out,
+            temperature=temperature,
+            seed=seed,
+            fmt=fmt,
+            latents=latents,
+            overwrite=overwrite,
+            device=device,
+            report=report,
+            pool=pool,
+        )
         for (path, rel), decoded in readable(pool, inputs, _read_gray, report, PhotoError, itemgetter(0), bar):
-            _decode_under(
-                model,
-                info,
-                path,
-                rel,
-                *decoded,
-                stored,
-                mix,
-                out,
-                temperature,
-                seed,
-                fmt,
-                latents,
-                overwrite,
-                device,
-                report,
-                pool,
-            )
+            decode_under(path, rel, *decoded)
 
 
 def _read_gray(item: tuple[Path, Path]):
@@ -231,12 +231,13 @@ def _read_gray(item: tuple[Path, Path]):
 
 
 def _decode_under(
-    model,
-    info,
     path,
     rel,
     gray,
     alpha,
+    *,
+    model,
+    info,
     stored,
     mix,
     out,
@@ -296,7 +297,7 @@ def _decode_under(
                     zs, rel, gray, gray_hash, info.sha256, work_size, seed=s, temperature=temperature, extra=extra
                 )
             write = partial(_write_transfer, target, colour, ab_k, rgb, alpha, fmt, text, latent_target, latent_file)
-            pool.write(write, partial(_transfer_done, report, path, target, latent_path))
+            pool.write(write, partial(report_write, report, path, target, latent=str(latent_path)))
 
 
 def _write_transfer(target, colour, ab, rgb, alpha, fmt, text, latent_target, latent_file) -> None:
@@ -306,16 +307,6 @@ def _write_transfer(target, colour, ab, rgb, alpha, fmt, text, latent_target, la
     atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
     if latent_file is not None:
         save_latent(latent_target, latent_file)
-
-
-def _transfer_done(report: RunReport, path: Path, target: Path, latent_path: Path, error: BaseException | None):
-    """Back on the main thread: report one transfer as written or failed."""
-    if error is None:
-        report.wrote(str(target), source=str(path), latent=str(latent_path))
-    elif isinstance(error, (OSError, ValueError)):  # ValueError: e.g. a name that cannot go into PNG text
-        report.fail(str(path), f"cannot write {target} ({getattr(error, 'strerror', None) or error})")
-    else:
-        raise error
 
 
 def load_or_fail(path: Path, report: RunReport) -> Latent | None:
