@@ -127,6 +127,29 @@ work_size_option = click.option(
     help="Colorize models: short side in pixels at which colour is predicted (default: the model "
     "file's; the shipped model's is 128). Larger: finer colour detail, slower.",
 )
+
+
+def _level_temperatures(ctx, param, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        temps = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected numbers separated by commas, e.g. 0.5,0.5,1.2") from None
+    if min(temps) < 0 or max(temps) > 5:
+        raise click.BadParameter(f"{value!r}: each factor must be between 0 and 5")
+    return temps
+
+
+level_temperatures_option = click.option(
+    "--level-temperatures",
+    callback=_level_temperatures,
+    metavar="F,..,F",
+    default=None,
+    help="Colorize models: one factor per latent level, finest first, that -t is multiplied by "
+    "(default: the model file's; the shipped model's is 0.5,0.5,1.2: each region's colour drawn "
+    "more boldly, its fine texture calmer). 1,1,1 draws every level at -t.",
+)
 workers_option = click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -513,7 +536,8 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, work_size, 
     default=COLORIZE_TEMPERATURE,
     show_default=True,
     type=click.FloatRange(0.0, 5.0),
-    help="Scale of the latent noise z ~ N(0, T^2): lower gives safer, less varied colours.",
+    help="Scale of the latent noise z ~ N(0, T^2), times each level's factor (--level-temperatures): "
+    "lower gives safer, less varied colours.",
 )
 @click.option("--seed", type=int, default=None, help="Run seed; same seed, same bytes. Default: a fresh one (printed).")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True)
@@ -535,9 +559,11 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, work_size, 
     default="all",
     show_default=True,
     help="With --from-latent: 'all' (the file's latent as is) or one weight in [0, 1] per latent "
-    "level, finest first, of the file's latent; the rest of each level is drawn anew (--seed, -t).",
+    "level, finest first, of the file's latent; the rest of each level is drawn anew (--seed, -t, "
+    "--level-temperatures).",
 )
 @work_size_option
+@level_temperatures_option
 @device_option
 @json_option
 @workers_option
@@ -557,6 +583,7 @@ def colorize(
     from_latents,
     transfer_levels,
     work_size,
+    level_temperatures,
     device,
     json_lines,
     workers,
@@ -620,6 +647,7 @@ def colorize(
                     workers=workers,
                     shard=shard,
                     work_size=work_size,
+                    level_temperatures=level_temperatures,
                 )
         except TransferLevelsError as e:
             raise click.BadParameter(str(e), param_hint="--transfer-levels") from None
@@ -645,6 +673,7 @@ def colorize(
                 workers=workers,
                 shard=shard,
                 work_size=work_size,
+                level_temperatures=level_temperatures,
             )
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
@@ -987,9 +1016,12 @@ def eval_mnist_cmd(
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--record", is_flag=True, help="Store the results in the model file's metadata (its SHA-256 changes).")
 @work_size_option
+@level_temperatures_option
 @device_option
 @json_option
-def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, work_size, device, json_lines):
+def eval_colorize_cmd(
+    data_dir, weights, n, temperature, seed, record, work_size, level_temperatures, device, json_lines
+):
     """Val bits/dim and sample quality of a colorization model on 64x64 centre crops and on the
     whole photos at full size (gray input -> cinn colorize's output, compared with the photo).
 
@@ -1019,6 +1051,7 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, work_size
             device=resolve_device(device),
             seed=seed,
             work_size=work_size,
+            level_temperatures=level_temperatures,
         )
     except (ModelFileError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
@@ -1029,7 +1062,8 @@ def eval_colorize_cmd(data_dir, weights, n, temperature, seed, record, work_size
     if json_lines:
         click.echo(json.dumps(r))
         return
-    click.echo(f"model {r['weights']} ({r['images']} photos, n={n}, T={temperature})")
+    levels = ",".join(f"{t:g}" for t in r["level_temperatures"])
+    click.echo(f"model {r['weights']} ({r['images']} photos, n={n}, T={temperature} x levels {levels})")
     w = {k.removeprefix("whole_"): v for k, v in r.items() if k.startswith("whole_")}
     rows = [
         ("val bits/dim", "val_bits_per_dim", ".4f"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,12 @@ def text_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def draw_latent(shapes: list[tuple[int, ...]], seed: int, temperature: float) -> list[Tensor]:
+def draw_latent(shapes: list[tuple[int, ...]], seed: int, temperature: float | Sequence[float]) -> list[Tensor]:
     """One sample's latent levels ``z ~ N(0, T^2 I)`` from its own CPU generator (so the same
-    seed gives the same numbers on every device)."""
+    seed gives the same numbers on every device); ``temperature``: one T, or one per level."""
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(shape, generator=g) * temperature for shape in shapes]
+    temps = [temperature] * len(shapes) if isinstance(temperature, (int, float)) else temperature
+    return [torch.randn(shape, generator=g) * t for shape, t in zip(shapes, temps, strict=True)]
 
 
 @dataclass

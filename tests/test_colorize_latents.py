@@ -248,3 +248,41 @@ def test_transfer_batches_and_thread_arrangements_write_the_same_bytes(setup, tm
     events = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.exit_code == 1 and events[-1]["written"] == 10 and events[-1]["failed"] == 1
     assert "a-from-copy3.png" in events[-1]["failures"][0]["reason"]
+
+
+def test_level_temperatures_scale_each_latent_level_of_new_draws_only(setup, tmp_path):
+    """--level-temperatures multiplies -t per latent level (finest first) wherever latents are
+    drawn (sampling, and the resampled levels of a colour transfer), is recorded in the outputs,
+    and leaves a stored latent's own levels as they are."""
+    root, weights = setup
+    a = root / "in" / "a.png"
+    runs = {}
+    for temps in ("1,1", "0.5,2"):
+        out = tmp_path / temps
+        r = invoke(
+            "colorize", a, out, "-n", 2, "-t", 0.8, "--seed", 3, "--weights", weights, "--level-temperatures", temps
+        )
+        assert r.exit_code == 0, r.output
+        runs[temps] = [load_latent(out / f"a-{k}.safetensors") for k in (1, 2)]
+        assert Image.open(out / "a-1.png").text["cinn:level_temperatures"] == temps
+        assert runs[temps][0].extra["level_temperatures"] == temps and runs[temps][0].temperature == 0.8
+    for plain, scaled in zip(runs["1,1"], runs["0.5,2"], strict=True):
+        torch.testing.assert_close(scaled.zs[0], 0.5 * plain.zs[0], rtol=1e-6, atol=0)
+        torch.testing.assert_close(scaled.zs[1], 2.0 * plain.zs[1], rtol=1e-6, atol=0)
+    # colour transfer keeping the fine level from the file and drawing the coarse one anew
+    r = invoke("encode", a, tmp_path / "lat", "--model", weights)
+    assert r.exit_code == 0, r.output
+    moved = {}
+    for temps in ("1,1", "0.5,2"):
+        out = tmp_path / f"transfer{temps}"
+        args = ("--transfer-levels", "1,0", "--level-temperatures", temps, "--seed", 5, "--weights", weights)
+        r = invoke("colorize", a, out, "--from-latent", tmp_path / "lat" / "a.safetensors", *args)
+        assert r.exit_code == 0, r.output
+        moved[temps] = load_latent(out / "a-from-a.safetensors")
+    torch.testing.assert_close(moved["0.5,2"].zs[0], moved["1,1"].zs[0], rtol=0, atol=0)  # the file's level
+    torch.testing.assert_close(moved["0.5,2"].zs[1], 2.0 * moved["1,1"].zs[1], rtol=1e-6, atol=0)  # drawn anew
+    # the wrong number of levels, or not numbers: usage errors naming the option, nothing written
+    for bad in ("1,1,1", "a,b", "-1,1"):
+        r = invoke("colorize", a, tmp_path / "bad", "--weights", weights, "--level-temperatures", bad)
+        assert r.exit_code != 0 and "level temperatures" in r.output.lower().replace("-", " "), r.output
+        assert not list((tmp_path / "bad").glob("*.png"))

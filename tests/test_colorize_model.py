@@ -181,3 +181,24 @@ def test_config_round_trip_rebuilds_model():
     assert torch.equal(flat(model(ab, L)[0]), flat(rebuilt(ab, L)[0]))
     with pytest.raises(ValueError, match="unknown config"):
         ColorizeConfig.from_dict({"nope": 1})
+
+
+def test_level_temperatures_are_one_factor_per_latent_level():
+    """The config's per-level factors: empty means 1 everywhere; a wrong count or a negative
+    factor is refused when the model is built; draw_latent scales each level by its own T."""
+    from dataclasses import replace
+
+    from cinn_cli.latents import draw_latent
+
+    cfg = TINY["half-res"]
+    assert ColorizeCINN(cfg).level_temperatures(0.8) == [0.8, 0.8]
+    model = ColorizeCINN(replace(cfg, level_temperatures=(0.5, 2.0)))
+    assert model.level_temperatures(0.8) == [0.4, 1.6]
+    for bad in ((1.0,), (1.0, 1.0, 1.0), (1.0, -0.5)):
+        with pytest.raises(ValueError, match="level temperatures"):
+            ColorizeCINN(replace(cfg, level_temperatures=bad))
+    shapes = model.latent_shapes(*L_SIZE["half-res"])
+    plain, scaled = draw_latent(shapes, 7, 1.0), draw_latent(shapes, 7, model.level_temperatures(1.0))
+    assert torch.equal(scaled[0], plain[0] * 0.5) and torch.equal(scaled[1], plain[1] * 2.0)
+    with pytest.raises(ValueError):
+        draw_latent(shapes, 7, [1.0])  # one factor for two levels

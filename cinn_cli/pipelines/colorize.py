@@ -35,9 +35,15 @@ GRID_TILE = 256  # long side of each tile in a contact sheet
 MAX_ASPECT = 32
 
 
-def load_colorize_model(weights: str | None, device: torch.device, work_size: int | None = None):
+def load_colorize_model(
+    weights: str | None,
+    device: torch.device,
+    work_size: int | None = None,
+    level_temperatures: tuple[float, ...] | None = None,
+):
     """``(model, info)`` for ``--weights`` (a path or the shipped name ``colorize``); ``work_size``
-    (``--work-size``) replaces the file's working short side for this run."""
+    (``--work-size``) and ``level_temperatures`` (``--level-temperatures``) replace the file's
+    for this run."""
     path = resolve_weights(weights, "colorize")
     if weights in (None, "colorize") and not path.exists():
         raise ModelFileError(NO_SHIPPED_MODEL)
@@ -48,7 +54,15 @@ def load_colorize_model(weights: str | None, device: torch.device, work_size: in
         if work_size < model.size_multiple:
             raise ValueError(f"--work-size must be at least {model.size_multiple} for this model, got {work_size}")
         model.config = replace(model.config, work_size=work_size)
+    if level_temperatures is not None:
+        model.check_level_temperatures(level_temperatures)
+        model.config = replace(model.config, level_temperatures=level_temperatures)
     return model, info
+
+
+def level_temperatures_text(model) -> str:
+    """The per-level factors sampling multiplies ``-t`` by, finest level first: ``"0.5,0.5,1.2"``."""
+    return ",".join(f"{t:g}" for t in model.level_temperatures(1.0))
 
 
 @torch.no_grad()
@@ -110,6 +124,7 @@ def colorize_photos(
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
     work_size: int | None = None,
+    level_temperatures: tuple[float, ...] | None = None,
 ) -> None:
     """Colorize every input of ``source`` (see ``discover``) into ``out``.
 
@@ -121,7 +136,7 @@ def colorize_photos(
     workers = workers or default_workers()
     with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
         # The model loads in a worker while the first photos decode (each takes ~0.15 s here).
-        loading = pool.submit(load_colorize_model, weights, device, work_size)
+        loading = pool.submit(load_colorize_model, weights, device, work_size, level_temperatures)
         for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):
             model, info = loading.result()  # raises the model file's error, if any
             try:
@@ -214,6 +229,7 @@ class _Job:
         self.provenance = {
             **provenance_text(info.sha256),
             "cinn:temperature": repr(temperature),
+            "cinn:level_temperatures": level_temperatures_text(model),
             "cinn:source": text_name(self.key),
         }
 
@@ -227,7 +243,7 @@ class _Job:
         while start < len(todo):
             chunk = todo[start : start + batch_size]
             seeds = [derive_seed(self.seed, self.key, k) for k in chunk]
-            zs_each = [draw_latent(self.shapes, s, self.temperature) for s in seeds]
+            zs_each = [draw_latent(self.shapes, s, self.model.level_temperatures(self.temperature)) for s in seeds]
             zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(self.shapes))]
             try:
                 ab = working_ab(self.model, self.L, zs)
@@ -266,6 +282,7 @@ class _Job:
                 self.gray_sha256,
                 self.info.sha256,
                 self.size,
+                extra={"level_temperatures": self.provenance["cinn:level_temperatures"]},
                 seed=seed,
                 temperature=self.temperature,
             )

@@ -32,6 +32,7 @@ from ..stream import Pool, default_workers, progress_bar, readable, select, shar
 from .colorize import (
     colour_in_workers,
     gray_sha256,
+    level_temperatures_text,
     load_colorize_model,
     photo_latent,
     report_write,
@@ -196,10 +197,11 @@ def colorize_from_latents(
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
     work_size: int | None = None,
+    level_temperatures: tuple[float, ...] | None = None,
 ) -> None:
     """Decode every stored latent under every photo's lightness:
     ``OUT/<rel dir>/<stem>-from-<latent stem>.<fmt>``, at the photo's full size."""
-    model, info = load_colorize_model(weights, device, work_size)
+    model, info = load_colorize_model(weights, device, work_size, level_temperatures)
     mix = parse_levels(levels, model.n_latent_levels)
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
@@ -270,12 +272,19 @@ def _decode_under(
             continue
         s = derive_seed(seed, f"{rel.as_posix()}\0{latent_path.name}", 1)
         todo.append(
-            (latent_path, target, latent_target, s, mix_levels(file_zs, draw_latent(shapes, s, temperature), mix))
+            (
+                latent_path,
+                target,
+                latent_target,
+                s,
+                mix_levels(file_zs, draw_latent(shapes, s, model.level_temperatures(temperature)), mix),
+            )
         )
     if not todo:
         return
     gray_hash = gray_sha256(gray)
     mix_text = ",".join(f"{w:g}" for w in mix)
+    temps_text = level_temperatures_text(model)
     colour = LabColourer(L, model.ab_size(*work_size))  # shared by this photo's outputs
     for start in range(0, len(todo), TRANSFER_BATCH):
         chunk = todo[start : start + TRANSFER_BATCH]
@@ -289,10 +298,11 @@ def _decode_under(
                 "cinn:transfer_levels": mix_text,
                 "cinn:seed": str(s),
                 "cinn:temperature": repr(temperature),
+                "cinn:level_temperatures": temps_text,
             }
             latent_file = None
             if latent_target is not None:
-                extra = {"from_latent": latent_path.name, "transfer_levels": mix_text}
+                extra = {"from_latent": latent_path.name, "transfer_levels": mix_text, "level_temperatures": temps_text}
                 latent_file = photo_latent(
                     zs, rel, gray, gray_hash, info.sha256, work_size, seed=s, temperature=temperature, extra=extra
                 )

@@ -27,7 +27,7 @@ def sampled_ab(model, L: Tensor, keys: list[str], n: int, temperature: float, se
     shapes = model.latent_shapes(*L.shape[-2:])
     out = []
     for k in range(1, n + 1):
-        per = [draw_latent(shapes, derive_seed(seed, key, k), temperature) for key in keys]
+        per = [draw_latent(shapes, derive_seed(seed, key, k), model.level_temperatures(temperature)) for key in keys]
         zs = [torch.stack([z[i] for z in per]).to(L.device) for i in range(len(shapes))]
         out.append(model.inverse(zs, L).clamp(-128.0, 128.0))
     return out
@@ -57,10 +57,11 @@ def evaluate_colorize(
     batch_size: int = 32,
     whole: bool = True,
     work_size: int | None = None,
+    level_temperatures: tuple[float, ...] | None = None,
 ) -> dict:
     """Every colorization number for one model on the photos under ``data_dir`` (``work_size``:
     the whole photos' working short side, default the file's; the crops are always 64x64)."""
-    model, info = load_colorize_model(weights, device, work_size)
+    model, info = load_colorize_model(weights, device, work_size, level_temperatures)
     crops = torch.stack(
         [torch.from_numpy(center_crop(p, EVAL_SIZE)).permute(2, 0, 1) for p in load_photos(data_dir)]
     )  # (N, 3, 64, 64) uint8
@@ -92,6 +93,7 @@ def evaluate_colorize(
         {
             "n": n,
             "temperature": temperature,
+            "level_temperatures": list(model.level_temperatures(1.0)),
             "best_of_n_rmse": mean["b8"],
             "best_of_n_rmse_pixel": mean["b8p"],
             "best_of_1_rmse": mean["b1"],
@@ -142,7 +144,8 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         ab = ab + (low + (high - low) * torch.rand(ab.shape, generator=g)).to(device)
         per["bpd"].append(float(ab_bits_per_dim(model.log_prob(ab, L_work), ab[0].numel())))
         shapes = model.latent_shapes(*L_work.shape[-2:])
-        zs_each = [draw_latent(shapes, derive_seed(seed, rel.as_posix(), k), temperature) for k in range(1, n + 1)]
+        temps = model.level_temperatures(temperature)
+        zs_each = [draw_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps) for k in range(1, n + 1)]
         zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(shapes))]
         samples = colorize_lightness(model, L, zs).cpu().unsqueeze(0)  # (1, n, 3, H, W)
         target = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
