@@ -627,6 +627,13 @@ def colorize(
                 f"{' and '.join(given)} cannot be used with --from-latent (one output per input and latent; "
                 "vary --seed for other draws of the resampled levels)"
             )
+        drawing = {"temperature": "-t/--temperature", "level_temperatures": "--level-temperatures"}
+        given = [f for name, f in drawing.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+        if given and transfer_levels.strip().lower() == "all":
+            raise click.UsageError(
+                f"{' and '.join(given)} only scale the levels drawn anew, and --transfer-levels all draws none "
+                "(give one weight per level, e.g. 0,0.3,1)"
+            )
         from .pipelines.colorize_latents import TransferLevelsError, colorize_from_latents
 
         try:

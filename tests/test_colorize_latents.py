@@ -281,6 +281,12 @@ def test_level_temperatures_scale_each_latent_level_of_new_draws_only(setup, tmp
         moved[temps] = load_latent(out / "a-from-a.safetensors")
     torch.testing.assert_close(moved["0.5,2"].zs[0], moved["1,1"].zs[0], rtol=0, atol=0)  # the file's level
     torch.testing.assert_close(moved["0.5,2"].zs[1], 2.0 * moved["1,1"].zs[1], rtol=1e-6, atol=0)  # drawn anew
+    # nothing is drawn anew when every level comes from the file: scaling it is refused, not ignored
+    for flag, value in (("-t", "0.5"), ("--level-temperatures", "1,1")):
+        r = invoke(
+            "colorize", a, tmp_path / "all", "--from-latent", tmp_path / "lat", "--weights", weights, flag, value
+        )
+        assert r.exit_code == 2 and "draws none" in r.output, r.output
     # the wrong number of levels, or not numbers: usage errors naming the option, nothing written
     for bad in ("1,1,1", "a,b", "-1,1"):
         r = invoke("colorize", a, tmp_path / "bad", "--weights", weights, "--level-temperatures", bad)
