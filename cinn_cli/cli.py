@@ -141,6 +141,18 @@ def _level_temperatures(ctx, param, value: str | None) -> tuple[float, ...] | No
     return temps
 
 
+def _int_list(value: str | None, param) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected whole numbers separated by commas, e.g. 64,128") from None
+    if min(sizes) < 1:
+        raise click.BadParameter(f"{value!r}: sizes must be positive")
+    return sizes
+
+
 level_temperatures_option = click.option(
     "--level-temperatures",
     callback=_level_temperatures,
@@ -850,12 +862,22 @@ def train_mnist_cmd(data_dir, **options):
 @click.option(
     "--crops-per-photo", type=click.IntRange(1), default=64, show_default=True, help="Random crops per photo per epoch."
 )
+@click.option(
+    "--crop-sizes",
+    callback=lambda ctx, param, value: _int_list(value, param),
+    metavar="N,..,N",
+    default=None,
+    help="Train on square crops of these sizes, one size per batch drawn at random, e.g. 64,128 "
+    "(default: the model's crop size, 64). Larger crops show the model scenes at the size "
+    "cinn colorize runs whole photos at; val bits/dim stays on the model's crop size.",
+)
 @training_options
 def train_colorize_cmd(**options):
     """Train a colorization model (ab given L) on a folder of photos.
 
-    Photos are decoded once (short side at most 256 px); each step takes random 64x64 crops at
-    the short side scaled by 1, 1/2 or 1/4 (never below the crop), flipped at random. Val bits/dim
+    Photos are decoded once (short side at most 256 px); each step takes random 64x64 crops
+    (--crop-sizes: other sizes) at the short side scaled by 1, 1/2 or 1/4 (never below the
+    crop), flipped at random. Val bits/dim
     (bits per ab dimension, Lab units, ab + U[-0.5, 0.5) dequantization) is evaluated per epoch
     and the model file is rewritten after every evaluation; --resume continues from <out>.ckpt.
     """

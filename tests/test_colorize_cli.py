@@ -238,11 +238,13 @@ def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
     assert text.exit_code == 0 and "whole photos" in text.output
     # --init fine-tunes that file: with --lr 0 the new file holds exactly its weights
     tuned = tmp_path / "tuned.safetensors"
-    ft = invoke(*args[:-1], tuned, "--init", out, "--steps", 1, "--batch-size", 4, "--lr", 0, "--device", "cpu")
+    ft = invoke(*args[:-1], tuned, "--init", out, "--steps", 2, "--batch-size", 4, "--lr", 0, "--crop-sizes", "16,32")
     assert ft.exit_code == 0, ft.output
     (a, _), (b, info) = load_model(out), load_model(tuned)
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
-    assert info.training["init"].startswith(str(out))
+    assert info.training["init"].startswith(str(out)) and info.training["crop_sizes"] == [16, 32]
+    bad = invoke(*args[:-1], tmp_path / "x.safetensors", "--steps", 1, "--crop-sizes", "16,a")
+    assert bad.exit_code == 2 and "--crop-sizes" in bad.output
 
 
 # --------------------------------------------------------------------------- metrics
@@ -284,6 +286,26 @@ def test_training_crops_follow_the_recipe(setup):
     assert task.n_train == 12 and task.metric == "train_center_bits_per_dim"
     ab, L = task.batch(torch.arange(5), torch.Generator().manual_seed(0), torch.device("cpu"))
     assert ab.shape == (5, 2, 8, 8) and L.shape == (5, 1, 16, 16) and 0 <= L.min() and L.max() <= 100
+
+
+def test_training_crop_sizes_one_size_per_batch(setup):
+    """--crop-sizes: each batch at one of the sizes, drawn from the run's generator; one size
+    (the default) draws nothing extra, so a run without the option keeps its random stream."""
+    from cinn_cli.pipelines.train import ColorizeTask
+
+    root, _ = setup
+    model, noise = ColorizeCINN(ColorizeConfig(**TINY)), ((-0.5, -0.5), (0.5, 0.5))
+    default = ColorizeTask(model, root / "train", None, noise, 3)
+    same = ColorizeTask(model, root / "train", None, noise, 3, crop_sizes=(16,))
+    batch = [t.batch(torch.arange(4), torch.Generator().manual_seed(1), torch.device("cpu")) for t in (default, same)]
+    assert all(torch.equal(x, y) for x, y in zip(*batch, strict=True))
+    mixed = ColorizeTask(model, root / "train", None, noise, 3, crop_sizes=(16, 32))
+    g = torch.Generator().manual_seed(0)
+    sizes = {tuple(mixed.batch(torch.arange(3), g, torch.device("cpu"))[1].shape) for _ in range(12)}
+    assert sizes == {(3, 1, 16, 16), (3, 1, 32, 32)}
+    assert mixed.evaluate(model, torch.device("cpu"))  # val stays on the model's crop size
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ColorizeTask(model, root / "train", None, noise, 3, crop_sizes=(16, 20))
 
 
 def test_colorize_with_a_same_resolution_model(setup, tmp_path):

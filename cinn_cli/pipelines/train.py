@@ -213,16 +213,32 @@ class ColorizeTask:
     """Photos for the training loop: random multi-scale crops with flips -> ``(ab, L)`` batches.
 
     Training examples are ``crops_per_photo`` random crops of each photo per epoch (index ``i``
-    crops photo ``i % n_photos`` at a random scale, position and flip). Evaluation: bits per ab
-    dimension (Lab units, fixed-seed dequantization) on the centre crops of the val photos.
+    crops photo ``i % n_photos`` at a random scale, position and flip). With several
+    ``crop_sizes`` each batch is cropped at one of them, drawn at random (one tensor per batch);
+    default: the config's ``crop_size``. Evaluation: bits per ab dimension (Lab units,
+    fixed-seed dequantization) on the ``crop_size`` centre crops of the val photos.
     """
 
-    def __init__(self, model, train_dir: Path, val_dir: Path | None, noise, crops_per_photo: int = 64):
+    def __init__(
+        self,
+        model,
+        train_dir: Path,
+        val_dir: Path | None,
+        noise,
+        crops_per_photo: int = 64,
+        crop_sizes: tuple[int, ...] | None = None,
+    ):
         from ..photos import center_crop
 
         cfg = model.config
         self.crop, self.ab_downscale = cfg.crop_size, cfg.ab_downscale
-        self.pyramids = [crop_pyramid(p, self.crop) for p in load_photos(train_dir)]
+        self.crop_sizes = tuple(crop_sizes or (self.crop,))
+        for size in self.crop_sizes:
+            model.check_size(size, size)  # raises ValueError naming the sizes the model takes
+        photos = load_photos(train_dir)
+        # per crop size, each photo at the scales whose short side is at least that size
+        self.pyramids_by_size = {size: [crop_pyramid(p, size) for p in photos] for size in self.crop_sizes}
+        self.pyramids = self.pyramids_by_size[self.crop_sizes[0]]
         self.n_train = len(self.pyramids) * crops_per_photo
         if val_dir is not None:
             val_photos = load_photos(val_dir)
@@ -244,10 +260,13 @@ class ColorizeTask:
         process); only the rows of ``part`` are cropped and converted."""
         from ..color import lab_pair
 
-        c, crops = self.crop, []
+        c, crops = self.crop_sizes[0], []
+        if len(self.crop_sizes) > 1:  # (one size: no draw, so such runs keep their random stream)
+            c = self.crop_sizes[int(torch.randint(len(self.crop_sizes), (1,), generator=generator))]
+        pyramids = self.pyramids_by_size[c]
         rows = range(len(indices))[part]
         for row, i in enumerate(indices.tolist()):
-            levels = self.pyramids[i % len(self.pyramids)]
+            levels = pyramids[i % len(pyramids)]
             img = levels[int(torch.randint(len(levels), (1,), generator=generator))]
             y = int(torch.randint(img.shape[1] - c + 1, (1,), generator=generator))
             x = int(torch.randint(img.shape[2] - c + 1, (1,), generator=generator))
@@ -305,6 +324,7 @@ def train_colorize(
     checkpoint_minutes: float,
     eval_every: int | None,
     crops_per_photo: int = 64,
+    crop_sizes: tuple[int, ...] | None = None,
     config_overrides: dict | None = None,
     progress: bool = True,
     log_jsonl: Path | None = None,
@@ -317,13 +337,16 @@ def train_colorize(
     recipe = with_overrides(COLORIZE_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
     model, init_info = initial_model("colorize", ColorizeCINN, COLORIZE_PRESETS[preset], config_overrides, init)
-    task = ColorizeTask(model, data_dir, val_dir, COLORIZE_NOISE[preset], crops_per_photo=crops_per_photo)
+    task = ColorizeTask(
+        model, data_dir, val_dir, COLORIZE_NOISE[preset], crops_per_photo=crops_per_photo, crop_sizes=crop_sizes
+    )
     info = run_info(
         preset,
         recipe,
         seed,
         device,
         data=f"{data_dir} ({len(task.pyramids)} photos, {crops_per_photo} crops each per epoch)",
+        crop_sizes=list(task.crop_sizes),
         val=str(val_dir) if val_dir is not None else "",
         dequantization="ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),
         **init_info,
