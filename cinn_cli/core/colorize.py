@@ -61,17 +61,18 @@ class ColorizeConfig(ConfigDict):
     clamp: float = 1.5
     init_std: float = 0.0  # >0: N(0, init_std) for the subnets' inner weights; 0: PyTorch default
     ab_downscale: int = 2
-    crop_size: int = 64  # training and evaluation crops (L pixels)
-    # Short side of L that `cinn colorize` runs the model at. Training crops are 64-pixel windows
-    # into photos (short side <= 256) at 1, 1/2 and 1/4 of their size, never below 64: scenes
-    # 64-256 pixels high, 64 the rarest edge. At 128 whole photos came out as colourful as the
-    # photos themselves; at 64, pale (colourfulness 1.01 against 0.79; README, Colorization).
+    crop_size: int = 64  # evaluation crops, and training crops unless --crop-sizes says otherwise
+    # Short side of L that `cinn colorize` runs the model at. Training crops are windows into
+    # photos (short side <= 256) at 1, 1/2 and 1/4 of their size: with 64-pixel crops, scenes
+    # 64-256 pixels high, 64 the rarest edge. At 128 whole photos came out with local colour; at
+    # 64, pale and often one tint (README, Colorization). The shipped model was fine-tuned on
+    # 128-pixel crops too, so at 128 it runs on inputs the size of some it was trained on.
     work_size: int = 128
     # Sampling: latent level l (exit order, finest first) is drawn at T x level_temperatures[l]
     # (empty: 1 for every level). The coarsest level carries each region's colour, the finer ones
-    # its texture; at 1 everywhere the shipped model's 64x64 colourings were paler than the photos
-    # (colourfulness 0.77); raising the coarse level and calming the fine ones gave 0.83 at the
-    # same best-of-8 (0.734 x gray against 0.736; README, Colorization: temperature per latent level).
+    # its texture; at 1 everywhere the shipped model's 64x64 colourings are paler than the photos
+    # (colourfulness 0.75); raising the coarse level and calming the fine ones gives 0.81 at about
+    # the same best-of-8 (0.737 x gray against 0.734; README, Colorization: temperature per latent level).
     level_temperatures: tuple[float, ...] = ()
     lab_offset: tuple[float, ...] = (47.5, 2.4, 7.4)  # the reference code's L, a, b normalisation
     lab_scale: tuple[float, ...] = (25.6, 11.2, 16.8)
