@@ -141,7 +141,7 @@ def _level_temperatures(ctx, param, value: str | None) -> tuple[float, ...] | No
     return temps
 
 
-def _int_list(value: str | None, param) -> tuple[int, ...] | None:
+def _crop_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
     try:
@@ -864,7 +864,7 @@ def train_mnist_cmd(data_dir, **options):
 )
 @click.option(
     "--crop-sizes",
-    callback=lambda ctx, param, value: _int_list(value, param),
+    callback=_crop_sizes,
     metavar="N,..,N",
     default=None,
     help="Train on square crops of these sizes, one size per batch drawn at random, e.g. 64,128 "
