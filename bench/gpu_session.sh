@@ -67,9 +67,18 @@ step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "(no nvidia-smi)"
 nproc
 step "install (offline: the image's packages, the carried FrEIA wheel)"
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
 python3 -m pip install -q --no-index --no-deps --target /tmp/site "$stage"/whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site
+# cinn itself: an editable install needs the image's setuptools to build wheels offline (an old
+# one without the wheel package cannot). Failing that, the source tree itself, with weights/
+# linked where the installed package has it (cinn_cli/weights; removed again on exit).
+if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>/tmp/pip-cinn.err; then
+    echo "(editable install failed: $(tail -n 1 /tmp/pip-cinn.err); running from the source tree)"
+    if [[ ! -e cinn_cli/weights ]]; then
+        ln -s ../weights cinn_cli/weights && trap 'rm -f cinn_cli/weights' EXIT
+    fi
+    export PYTHONPATH="$PWD:/tmp/site"
+fi
 python3 -c "import torch, cinn_cli.cli; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 if [[ $quick == 1 ]]; then
