@@ -129,28 +129,26 @@ work_size_option = click.option(
 )
 
 
-def _level_temperatures(ctx, param, value: str | None) -> tuple[float, ...] | None:
+def _comma_list(value: str | None, kind, low: float, high: float, example: str) -> tuple | None:
+    """``"0.5,0.5,1.2"`` -> ``(0.5, 0.5, 1.2)`` (``kind``: float or int), each in [low, high]."""
     if value is None:
         return None
     try:
-        temps = tuple(float(v) for v in value.split(","))
+        items = tuple(kind(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{value!r}: expected numbers separated by commas, e.g. 0.5,0.5,1.2") from None
-    if min(temps) < 0 or max(temps) > 5:
-        raise click.BadParameter(f"{value!r}: each factor must be between 0 and 5")
-    return temps
+        noun = "whole numbers" if kind is int else "numbers"
+        raise click.BadParameter(f"{value!r}: expected {noun} separated by commas, e.g. {example}") from None
+    if not all(low <= v <= high for v in items):
+        raise click.BadParameter(f"{value!r}: each value must be between {low:g} and {high:g}")
+    return items
+
+
+def _level_temperatures(ctx, param, value: str | None) -> tuple[float, ...] | None:
+    return _comma_list(value, float, 0.0, 5.0, "0.5,0.5,1.2")
 
 
 def _crop_sizes(ctx, param, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        sizes = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected whole numbers separated by commas, e.g. 64,128") from None
-    if min(sizes) < 1:
-        raise click.BadParameter(f"{value!r}: sizes must be positive")
-    return sizes
+    return _comma_list(value, int, 1, 4096, "64,128")
 
 
 level_temperatures_option = click.option(
