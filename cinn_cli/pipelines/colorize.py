@@ -222,6 +222,7 @@ class _Job:
         self.L = L.to(next(model.parameters()).device)
         self.size = model.working_size(*gray.shape)
         self.shapes = model.latent_shapes(*self.size)
+        self.level_temps = model.level_temperatures(temperature)  # each latent level's T
         self.key = plan.rel.as_posix()
         self.gray_sha256 = gray_sha256
         # what every output's full-size colouring shares (none when only a contact sheet is due)
@@ -243,7 +244,7 @@ class _Job:
         while start < len(todo):
             chunk = todo[start : start + batch_size]
             seeds = [derive_seed(self.seed, self.key, k) for k in chunk]
-            zs_each = [draw_latent(self.shapes, s, self.model.level_temperatures(self.temperature)) for s in seeds]
+            zs_each = [draw_latent(self.shapes, s, self.level_temps) for s in seeds]
             zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(self.shapes))]
             try:
                 ab = working_ab(self.model, self.L, zs)

@@ -257,7 +257,7 @@ def _decode_under(
     writing go to ``pool`` (as in ``cinn colorize``, see ``colour_in_workers``)."""
     L, L_work = working_lightness(model, gray, device)
     work_size = tuple(L_work.shape[-2:])
-    shapes = model.latent_shapes(*work_size)
+    shapes, temps = model.latent_shapes(*work_size), model.level_temperatures(temperature)
     todo = []  # (latent path, output, latent output or None, seed, latent levels)
     for latent_path, latent in stored:
         target = out / rel.parent / f"{rel.stem}-from-{latent_path.stem}.{fmt}"
@@ -271,15 +271,7 @@ def _decode_under(
             report.fail(str(latent_path), str(e).removeprefix(f"{latent_path}: "))
             continue
         s = derive_seed(seed, f"{rel.as_posix()}\0{latent_path.name}", 1)
-        todo.append(
-            (
-                latent_path,
-                target,
-                latent_target,
-                s,
-                mix_levels(file_zs, draw_latent(shapes, s, model.level_temperatures(temperature)), mix),
-            )
-        )
+        todo.append((latent_path, target, latent_target, s, mix_levels(file_zs, draw_latent(shapes, s, temps), mix)))
     if not todo:
         return
     gray_hash = gray_sha256(gray)

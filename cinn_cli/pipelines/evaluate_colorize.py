@@ -24,10 +24,10 @@ EVAL_SIZE = 64
 def sampled_ab(model, L: Tensor, keys: list[str], n: int, temperature: float, seed: int) -> list[Tensor]:
     """``L (B, 1, S, S)`` -> ``n`` tensors ``ab (B, 2, h, w)`` at the model's colour resolution;
     image ``i``'s sample ``k`` from the seed ``derive_seed(seed, keys[i], k)`` (independent of batching)."""
-    shapes = model.latent_shapes(*L.shape[-2:])
+    shapes, temps = model.latent_shapes(*L.shape[-2:]), model.level_temperatures(temperature)
     out = []
     for k in range(1, n + 1):
-        per = [draw_latent(shapes, derive_seed(seed, key, k), model.level_temperatures(temperature)) for key in keys]
+        per = [draw_latent(shapes, derive_seed(seed, key, k), temps) for key in keys]
         zs = [torch.stack([z[i] for z in per]).to(L.device) for i in range(len(shapes))]
         out.append(model.inverse(zs, L).clamp(-128.0, 128.0))
     return out
@@ -93,7 +93,7 @@ def evaluate_colorize(
         {
             "n": n,
             "temperature": temperature,
-            "level_temperatures": list(model.level_temperatures(1.0)),
+            "level_temperatures": model.level_temperatures(1.0),
             "best_of_n_rmse": mean["b8"],
             "best_of_n_rmse_pixel": mean["b8p"],
             "best_of_1_rmse": mean["b1"],
