@@ -172,6 +172,8 @@ def load_same_model(model: nn.Module, state: dict[str, Any], ckpt: Path) -> None
     if saved is not None and wanted is not None and saved != wanted:
         if saved.get("task") != wanted["task"]:
             raise ValueError(f"{ckpt} is the checkpoint of a {saved.get('task')} model, not {wanted['task']}")
+        saved = _with_defaults(saved, type(model.config))
+    if saved is not None and wanted is not None and saved != wanted:
         keys = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
         was = ", ".join(f"{k}={_json_value(saved.get(k))}" for k in keys)
         now = ", ".join(f"{k}={_json_value(wanted.get(k))}" for k in keys)
@@ -186,6 +188,17 @@ def load_same_model(model: nn.Module, state: dict[str, Any], ckpt: Path) -> None
             f"{ckpt} holds another model (its weights do not fit this --preset and --config): resume "
             "with the ones it was trained with, or train into another --out"
         ) from None
+
+
+def _with_defaults(saved: dict[str, Any], config_class: type) -> dict[str, Any]:
+    """``saved`` with the fields added since it was written at their defaults, which rebuild the
+    model it was (a model file loads the same way): a checkpoint of the 3x3 default preset, written
+    before ``mid_kernel`` existed, resumes with ``--config mid_kernel=3``."""
+    fields = {k: v for k, v in saved.items() if k != "task"}
+    try:
+        return {"task": saved["task"], **config_class.from_dict(fields).to_dict()}
+    except (TypeError, ValueError):  # fields this version does not know: compare as written
+        return saved
 
 
 def _json_value(value: Any) -> str:

@@ -39,6 +39,7 @@ _AFFINE = dict(logit_alpha=0.0, data_mean=0.128, data_std=0.305)
 TINY = {
     "multiscale-logit": MnistConfig(**_MULTISCALE, **_LOGIT),
     "multiscale-affine": MnistConfig(**_MULTISCALE, **_AFFINE),
+    "multiscale-mid1": MnistConfig(**_MULTISCALE, **_LOGIT, mid_kernel=1),  # Glow's 3x3-1x1-3x3 subnets
     "fc-logit": MnistConfig(**_FC, **_LOGIT),
     "fc-affine": MnistConfig(**_FC, **_AFFINE, clamp=1.0),
 }
@@ -114,6 +115,15 @@ def test_latent_shapes_and_output_shapes(setup):
     assert [tuple(z.shape) for z in zs] == [(2, *s) for s in latent_shapes(name)]
     assert flat(zs).shape == (2, D)
     assert logdet.shape == (2,)
+
+
+def test_config_without_mid_kernel_is_the_3x3_model():
+    """Model files written before ``mid_kernel`` existed (3x3 middle convolutions) rebuild as that
+    model: the missing field defaults to 3, and the parameter count is theirs (2,417,744)."""
+    stored = {k: v for k, v in MnistConfig().to_dict().items() if k != "mid_kernel"}
+    model = build_model("mnist", stored)
+    assert model.config.mid_kernel == 3
+    assert count_parameters(model) == 2_417_744
 
 
 def test_paper_preset_parameter_count():

@@ -14,7 +14,7 @@ from cinn_cli.core.model import MnistCINN, MnistConfig
 from cinn_cli.pipelines import train as train_module
 from cinn_cli.pipelines.train import MnistTask, train_mnist
 from cinn_cli.storage import load_model
-from cinn_cli.training import TrainingInterrupted, checkpoint_path, load_same_model
+from cinn_cli.training import TrainingInterrupted, checkpoint_path, load_same_model, model_config
 
 TINY = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
 
@@ -174,6 +174,18 @@ def test_resume_refuses_a_checkpoint_of_another_model_in_one_sentence(mnist_dir,
     result = CliRunner().invoke(main, [*args, "--steps", "4", "--resume", "--config=hidden=[4,4,8]"])
     assert result.exit_code == 0, result.output
     assert load_model(out)[1].training["steps"] == 4
+
+
+def test_resume_takes_a_checkpoint_from_before_a_config_field_existed():
+    """A checkpoint of the 3x3 default (its config has no ``mid_kernel``) is that field's default,
+    3: it resumes under ``mid_kernel=3`` and is refused, naming the field, under the new default 1."""
+    model = MnistCINN(MnistConfig(**TINY, mid_kernel=3))
+    saved = model_config(model)
+    del saved["mid_kernel"]
+    state = {"config": saved, "model": model.state_dict()}
+    load_same_model(MnistCINN(MnistConfig(**TINY, mid_kernel=3)), state, Path("x.ckpt"))
+    with pytest.raises(ValueError, match=r"trained with mid_kernel=3 but this run asks for mid_kernel=1"):
+        load_same_model(MnistCINN(MnistConfig(**TINY, mid_kernel=1)), state, Path("x.ckpt"))
 
 
 def test_resume_refuses_a_checkpoint_of_another_task():

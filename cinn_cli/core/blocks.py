@@ -99,7 +99,7 @@ class FCSubnet(nn.Module):
 
 
 class ConvSubnet(nn.Module):
-    """Convolutional coupling subnet: ``conv(k) -> ReLU -> conv(k) -> ReLU -> conv(k)``.
+    """Convolutional coupling subnet: ``conv(k) -> ReLU -> conv(m) -> ReLU -> conv(k)``.
 
     As in ``FCSubnet`` the first convolution is split into an ``x`` part and a condition part
     (same parameter count as one convolution over ``cat([x, cond])``); the last convolution
@@ -108,14 +108,17 @@ class ConvSubnet(nn.Module):
     Shapes: ``x (B, c_in, H, W)``, ``cond (B, c_cond, H, W)`` -> ``(B, c_out, H, W)``.
     """
 
-    def __init__(self, c_in: int, c_out: int, *, c_cond: int, hidden: int, kernel: int = 3, depth: int = 3):
+    def __init__(
+        self, c_in: int, c_out: int, *, c_cond: int, hidden: int, kernel: int = 3, depth: int = 3, mid_kernel: int = 0
+    ):
         super().__init__()
         pad = kernel // 2
+        mid_kernel = mid_kernel or kernel
         self.first = nn.Conv2d(c_in, hidden, kernel, padding=pad)
         self.first_cond = nn.Conv2d(c_cond, hidden, kernel, padding=pad, bias=False) if c_cond else None
         layers: list[nn.Module] = [nn.ReLU()]
         for _ in range(depth - 2):
-            layers += [nn.Conv2d(hidden, hidden, kernel, padding=pad), nn.ReLU()]
+            layers += [nn.Conv2d(hidden, hidden, mid_kernel, padding=mid_kernel // 2), nn.ReLU()]
         self.hidden_layers = nn.Sequential(*layers)
         self.last = nn.Conv2d(hidden, c_out, kernel, padding=pad)
         nn.init.zeros_(self.last.weight)
