@@ -2,8 +2,9 @@
 
 Both presets train from scratch side by side (two processes, one thread each, so the machine's
 load falls on both alike), then ``cinn eval`` scores both. With ``--minutes`` both get about the
-same wall time: the number of steps each gets is set from a short timing probe of its training
-step (each recipe's schedule is compressed to its step count). With ``--full-recipe`` each runs
+same wall time: the number of steps each gets is set from a timing probe, both presets training
+side by side for two minutes as in the race (each recipe's schedule is compressed to its step
+count). With ``--full-recipe`` each runs
 its own complete recipe (MNIST: 10 epochs for ``default``, the reference's 60 for ``paper``);
 a rerun resumes runs a stopped session left in ``--out``. Either way the seconds each run
 actually took are read back from the model files and printed, so a reader can check which got
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,38 +33,41 @@ import torch
 
 from cinn_cli.training import checkpoint_path
 
-PROBE_STEPS = 20
+# The probe: both presets train side by side, as in the race, for this long; each run's step
+# count and seconds are read from the checkpoint SIGTERM makes it write.
+PROBE_SECONDS = 120
+SINGLE_THREAD = dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
 
 
-def probe_seconds_per_step(task: str, preset: str, args, scratch: Path) -> float:
-    """Seconds per training step of ``preset`` on 1 thread (the first 5 steps are not counted)."""
-    from cinn_cli.pipelines.train import train_colorize, train_mnist
+def train_command(args, preset: str, length: list[str], out: Path) -> list[str]:
+    data = ["--data", str(args.data)] + (["--val", str(args.val)] if args.val else [])
+    cmd = ["cinn", "train", args.task, *data, "--preset", preset, *length]
+    return cmd + ["--out", str(out), "--checkpoint-minutes", "10"]
 
-    torch.set_num_threads(1)
-    times = []
-    for steps in (5, 5 + PROBE_STEPS):
-        out = scratch / f"probe-{preset}-{steps}.safetensors"
-        t0 = time.monotonic()
-        common = dict(
-            out=out,
-            preset=preset,
-            device=torch.device("cpu"),
-            epochs=None,
-            steps=steps,
-            batch_size=None,
-            lr=None,
-            seed=0,
-            resume=False,
-            checkpoint_minutes=1e9,
-            eval_every=10**9,  # only the final evaluation, the same in both probe runs
-            progress=False,
-        )
-        if task == "mnist":
-            train_mnist(data_dir=args.data, eval_limit=100, **common)
-        else:
-            train_colorize(data_dir=args.data, val_dir=None, crops_per_photo=1, **common)
-        times.append(time.monotonic() - t0)
-    return (times[1] - times[0]) / PROBE_STEPS
+
+def probe_seconds_per_step(args, presets, scratch: Path) -> dict[str, float]:
+    """Seconds per training step of each preset on 1 thread, all presets training at once.
+
+    Timing each preset alone on an idle machine misjudged the race: the default's small
+    convolutions took 0.22 s/step alone but 0.33 beside the paper preset's large matrix
+    products, so the default got 15 % more time than the paper preset."""
+    env = dict(os.environ, **SINGLE_THREAD)
+    procs, outs = {}, {}
+    for p in presets:
+        outs[p] = scratch / f"probe-{p}.safetensors"
+        cmd = train_command(args, p, ["--steps", "1000000", "--eval-every", "1000000000"], outs[p])
+        procs[p] = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(PROBE_SECONDS)
+    for proc in procs.values():
+        proc.send_signal(signal.SIGTERM)  # checkpoints at the next step boundary, then exits
+    seconds = {}
+    for p, proc in procs.items():
+        proc.wait()
+        state = torch.load(checkpoint_path(outs[p]), map_location="cpu", weights_only=False)
+        if state["step"] < 2:
+            sys.exit(f"probe of {p} made {state['step']} steps in {PROBE_SECONDS} s; cannot time it")
+        seconds[p] = state["seconds"] / state["step"]
+    return seconds
 
 
 def main() -> None:
@@ -87,22 +92,21 @@ def train_both(args, presets) -> None:
     """Train both side by side: each its whole recipe, or as many steps as the probe of its step
     time says fit in ``--minutes``."""
     length = {p: [] for p in presets}
-    for p in presets:
-        if args.full_recipe:
+    if args.full_recipe:
+        for p in presets:
             if checkpoint_path(model_file(args, p)).exists():
                 length[p] = ["--resume"]
-            continue
-        sps = probe_seconds_per_step(args.task, p, args, args.out)
-        steps = max(10, int(args.minutes * 60 / sps))
-        length[p] = ["--steps", str(steps)]
-        print(f"probe {p}: {sps:.3f} s/step on 1 thread -> {steps} steps", file=sys.stderr)
+    else:
+        seconds = probe_seconds_per_step(args, presets, args.out)
+        for p in presets:
+            steps = max(10, int(args.minutes * 60 / seconds[p]))
+            length[p] = ["--steps", str(steps)]
+            print(f"probe {p}: {seconds[p]:.3f} s/step on 1 thread beside the other -> {steps} steps", file=sys.stderr)
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    data = ["--data", str(args.data)] + (["--val", str(args.val)] if args.val else [])
+    env = dict(os.environ, **SINGLE_THREAD)
     procs = {}
     for p in presets:
-        cmd = ["cinn", "train", args.task, *data, "--preset", p, *length[p]]
-        cmd += ["--out", str(model_file(args, p)), "--checkpoint-minutes", "10"]
+        cmd = train_command(args, p, length[p], model_file(args, p))
         log = open(args.out / f"{args.task}-{p}.log", "w")
         procs[p] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         print("started:", " ".join(cmd), file=sys.stderr)
@@ -117,7 +121,7 @@ def model_file(args, preset: str) -> Path:
 
 def report(args, presets) -> None:
     """``cinn eval`` both model files; print a table and the summary line."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    env = dict(os.environ, **SINGLE_THREAD)
     results = {}
     for p in presets:
         model = model_file(args, p)
