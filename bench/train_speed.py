@@ -2,11 +2,13 @@
 
 Times full training steps as ``cinn train mnist`` runs them (``training.py``): forward under
 ``torch.autocast(dtype=bfloat16)`` for bf16 (``--precision bf16``), loss = mean NLL per
-dimension, backward, gradient clipping at 10, fused Adam step. Six configurations, in the same
+dimension, backward, gradient clipping at 10, fused Adam step. Eight configurations, in the same
 run and interleaved round by round (so load drift hits all of them alike):
 
 - ours ``paper``   (``MnistCINN(PRESETS["paper"])``, 24.3 M parameters), batch 256, fp32 / bf16
 - ours ``default`` (``MnistCINN(PRESETS["default"])``), batch 64 (its recipe's), fp32 / bf16
+- ours ``default3x3``: the default preset before session 10 (``mid_kernel=3``: 3x3 middle
+  convolutions in the coupling subnets), batch 64, fp32 / bf16
 - FrEIA ``paper``  (the same model built from ``FrEIA.framework.GraphINN`` by
   ``bench/core_speed.py``, weights copied from ours), batch 256, fp32 / bf16
 
@@ -16,6 +18,7 @@ bench-only dependency (``pip install -e ".[bench]"``).
 The last line is machine-readable:
     train_speed device=<type> <config>=<images/s> ... freia_ratio_fp32=<ours paper / FrEIA paper>
         freia_ratio_bf16=<...> bf16_speedup_paper=<bf16 / fp32> bf16_speedup_default=<...>
+        default_speedup_vs_3x3=<default / default3x3, fp32>
 
 Usage:
     python bench/train_speed.py                           # cuda if available, else cpu
@@ -31,6 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,7 +44,7 @@ from core_speed import build_mnist, cpu_name, nll_loss  # noqa: E402  (FrEIA che
 
 from cinn_cli.core.model import PRESETS, MnistCINN  # noqa: E402
 
-BATCH = {"paper": 256, "default": 64}  # the presets' recipe batch sizes (pipelines/train.py)
+BATCH = {"paper": 256, "default": 64, "default3x3": 64}  # the presets' recipe batch sizes (pipelines/train.py)
 CLIP = 10.0
 
 
@@ -68,11 +72,13 @@ def batch(n: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, to
 
 
 def build(device: torch.device) -> dict[str, Callable[[], None]]:
-    """``{"<impl>_<preset>_<precision>": step}`` for the six configurations."""
+    """``{"<impl>_<preset>_<precision>": step}`` for the eight configurations."""
     ref = build_mnist()  # ours (paper) and FrEIA with the same weights and permutations
     models = {"ours_paper": ref["ours"], "freia_paper": ref["freia"]}
     torch.manual_seed(0)
     models["ours_default"] = MnistCINN(PRESETS["default"])
+    torch.manual_seed(0)
+    models["ours_default3x3"] = MnistCINN(replace(PRESETS["default"], mid_kernel=3))
     steps = {}
     for name, model in models.items():
         model.to(device).train()
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         "freia_ratio_bf16": rate["ours_paper_bf16"] / rate["freia_paper_bf16"],
         "bf16_speedup_paper": rate["ours_paper_bf16"] / rate["ours_paper_fp32"],
         "bf16_speedup_default": rate["ours_default_bf16"] / rate["ours_default_fp32"],
+        "default_speedup_vs_3x3": rate["ours_default_fp32"] / rate["ours_default3x3_fp32"],
     }
     print(
         f"train_speed device={device.type} "
