@@ -169,18 +169,18 @@ def load_same_model(model: nn.Module, state: dict[str, Any], ckpt: Path) -> None
     model's (another task, preset or ``--config``): resuming must never silently continue a
     different model, and PyTorch's list of shape mismatches is no answer for a user."""
     saved, wanted = state.get("config"), model_config(model)
-    if saved is not None and wanted is not None and saved != wanted:
+    if saved is not None and wanted is not None:
         if saved.get("task") != wanted["task"]:
             raise ValueError(f"{ckpt} is the checkpoint of a {saved.get('task')} model, not {wanted['task']}")
         saved = _with_defaults(saved, type(model.config))
-    if saved is not None and wanted is not None and saved != wanted:
-        keys = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
-        was = ", ".join(f"{k}={_json_value(saved.get(k))}" for k in keys)
-        now = ", ".join(f"{k}={_json_value(wanted.get(k))}" for k in keys)
-        raise ValueError(
-            f"{ckpt} was trained with {was} but this run asks for {now}: resume with the same "
-            "--preset and --config, or train into another --out"
-        )
+        if saved != wanted:
+            keys = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+            was = ", ".join(f"{k}={_json_value(saved.get(k))}" for k in keys)
+            now = ", ".join(f"{k}={_json_value(wanted.get(k))}" for k in keys)
+            raise ValueError(
+                f"{ckpt} was trained with {was} but this run asks for {now}: resume with the same "
+                "--preset and --config, or train into another --out"
+            )
     try:
         model.load_state_dict(state["model"])
     except RuntimeError:  # a checkpoint from before configs were stored in it

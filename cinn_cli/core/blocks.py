@@ -109,11 +109,19 @@ class ConvSubnet(nn.Module):
     """
 
     def __init__(
-        self, c_in: int, c_out: int, *, c_cond: int, hidden: int, kernel: int = 3, depth: int = 3, mid_kernel: int = 0
+        self,
+        c_in: int,
+        c_out: int,
+        *,
+        c_cond: int,
+        hidden: int,
+        kernel: int = 3,
+        depth: int = 3,
+        mid_kernel: int | None = None,  # the hidden-to-hidden convolutions' kernel (None: ``kernel``)
     ):
         super().__init__()
         pad = kernel // 2
-        mid_kernel = mid_kernel or kernel
+        mid_kernel = kernel if mid_kernel is None else mid_kernel
         self.first = nn.Conv2d(c_in, hidden, kernel, padding=pad)
         self.first_cond = nn.Conv2d(c_cond, hidden, kernel, padding=pad, bias=False) if c_cond else None
         layers: list[nn.Module] = [nn.ReLU()]
