@@ -356,9 +356,12 @@ def test_init_fine_tunes_a_model_file_and_records_it(mnist_dir, tmp_path):
     for name, tensor in a.state_dict().items():
         assert torch.equal(tensor, b.state_dict()[name]), name
     assert b_info.training["init"] == f"{first} (sha256 {a_info.sha256})"
+    assert b_info.training["init_training"] == a_info.training  # the chain of commands survives
     # a real fine-tune moves the weights
     moved = tmp_path / "moved.safetensors"
-    assert CliRunner().invoke(main, [*base, "--out", str(moved), "--init", str(first)]).exit_code == 0
+    assert CliRunner().invoke(main, [*base, "--out", str(moved), "--init", str(tuned)]).exit_code == 0
+    lineage = load_model(moved)[1].training
+    assert lineage["init_training"]["init_training"] == a_info.training  # two generations back
     assert not torch.equal(
         load_model(moved)[0].state_dict()["flow.steps.1.sub1.last.weight"],
         a.state_dict()["flow.steps.1.sub1.last.weight"],
