@@ -4,14 +4,16 @@ Both presets train from scratch side by side (two processes, one thread each, so
 load falls on both alike), then ``cinn eval`` scores both. With ``--minutes`` both get about the
 same wall time: the number of steps each gets is set from a timing probe, both presets training
 side by side for two minutes as in the race (each recipe's schedule is compressed to its step
-count). With ``--full-recipe`` each runs
-its own complete recipe (MNIST: 10 epochs for ``default``, the reference's 60 for ``paper``);
-a rerun resumes runs a stopped session left in ``--out``. Either way the seconds each run
-actually took are read back from the model files and printed, so a reader can check which got
-more time.
+count). With ``--full-recipe`` each runs its own complete recipe (MNIST: 10 epochs for
+``default``, the reference's 60 for ``paper``); a rerun resumes runs a stopped session left in
+``--out``, and ``--only PRESET`` trains one of them (a fixed number of steps: its quality stands
+beside the other's from an earlier run). Either way the seconds each run actually took are read
+back from the model files and printed, so a reader can check which got more time.
 
     python bench/preset_race.py --task mnist --minutes 20 --data ../shared/data/mnist --out /tmp/race
     python bench/preset_race.py --task mnist --full-recipe --data ../shared/data/mnist --out /tmp/race-full
+    python bench/preset_race.py --task mnist --full-recipe --only default \
+        --data ../shared/data/mnist --out /tmp/race-full
     python bench/preset_race.py --task colorize --minutes 20 \
         --data ../shared/data/photos/train --val ../shared/data/photos/val --out /tmp/race
 
@@ -79,9 +81,18 @@ def main() -> None:
     ap.add_argument("--val", type=Path, default=None, help="Held-out photos (colorize).")
     ap.add_argument("--out", type=Path, required=True, help="Folder for the two model files and logs.")
     ap.add_argument("--eval-only", action="store_true", help="Score the model files a previous run left in --out.")
+    ap.add_argument(
+        "--only",
+        choices=["default", "paper"],
+        default=None,
+        help="With --full-recipe: train and score this preset alone (its recipe is a fixed number of steps, so its "
+        "quality can be set beside the other's from an earlier run; it still trains on one thread).",
+    )
     args = ap.parse_args()
+    if args.only and not args.full_recipe:
+        ap.error("--only needs --full-recipe: a timed race needs both presets running side by side")
     args.out.mkdir(parents=True, exist_ok=True)
-    presets = ("default", "paper")
+    presets = (args.only,) if args.only else ("default", "paper")
 
     if not args.eval_only:
         train_both(args, presets)
@@ -151,9 +162,9 @@ def report(args, presets) -> None:
         }
     keys["seconds"] = lambda r: r["train_seconds"]
     keys["steps"] = lambda r: r["train_steps"]
-    print(f"{'':>14} {'default':>10} {'paper':>10}")
+    print(f"{'':>14}" + "".join(f" {p:>10}" for p in presets))
     for k, f in keys.items():
-        print(f"{k:>14} {f(results['default']):>10.4g} {f(results['paper']):>10.4g}")
+        print(f"{k:>14}" + "".join(f" {f(results[p]):>10.4g}" for p in presets))
     fields = " ".join(f"{k}_{p}={f(results[p]):.4g}" for k, f in keys.items() for p in presets)
     minutes = "full" if args.full_recipe else f"{args.minutes:g}"
     print(f"preset_race task={args.task} minutes={minutes} {fields}")
