@@ -24,6 +24,9 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for name in SHIPPED:
         assert f"cinn_cli/weights/{name}" in names
+    pages = sorted(p.name for p in (ROOT / "man").glob("*.1"))
+    data = f"cinn-{wheel.name.split('-')[1]}.data/data/share/man/man1"  # installed as <prefix>/share/man/man1
+    assert pages and all(f"{data}/{page}" in names for page in pages)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "cinn = cinn_cli.cli:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()
     site = tmp_path / "site"
