@@ -26,6 +26,11 @@ from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_we
 from ..stream import Pool, default_workers, progress_bar, readable, select, shared_cores
 from .sample import provenance_text
 
+
+class LevelTemperaturesError(ValueError):
+    """``--level-temperatures`` that do not fit the model (the CLI makes it a usage error, exit 2)."""
+
+
 NO_SHIPPED_MODEL = (
     "no shipped colorization model yet; train one with cinn train colorize --data DIR --out FILE or pass --weights FILE"
 )
@@ -55,7 +60,10 @@ def load_colorize_model(
             raise ValueError(f"--work-size must be at least {model.size_multiple} for this model, got {work_size}")
         model.config = replace(model.config, work_size=work_size)
     if level_temperatures is not None:
-        model.check_level_temperatures(level_temperatures)
+        try:
+            model.check_level_temperatures(level_temperatures)
+        except ValueError as e:
+            raise LevelTemperaturesError(str(e)) from None
         model.config = replace(model.config, level_temperatures=level_temperatures)
     return model, info
 

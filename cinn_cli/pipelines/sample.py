@@ -214,7 +214,9 @@ def interpolate_latents(
     check_latent_fits(a, start, "mnist", shapes, info.sha256)
     check_latent_fits(b, end, "mnist", shapes, info.sha256)
     path = [slerp(a.zs, b.zs, i / (steps - 1)) for i in range(steps)]
-    zs = [torch.stack([p[level] for p in path]).to(device) for level in range(len(shapes))]
+    # encoded latents are float64 (slerp's endpoints keep the file's dtype): decode in the model's
+    dtype = next(model.parameters()).dtype
+    zs = [torch.stack([p[level].to(dtype) for p in path]).to(device) for level in range(len(shapes))]
     out.mkdir(parents=True, exist_ok=True)
     for d in digits if digits is not None else [a.condition.get("digit", 0)]:
         name = f"{start.stem}-{end.stem}-{d}"
