@@ -330,19 +330,66 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     )
 
 
+# Bounds on a stored config, far above any real model's, checked before anything is built: the
+# issue's hostile files asked for work_size 100000 (15 GB), blocks 3000 (a minute), hidden 10^6 (36 TB).
+CONFIG_BOUNDS = {
+    "blocks": (1, 64),
+    "hidden": (1, 4096),
+    "cond_channels": (1, 4096),
+    "cond_widths": (1, 4096),
+    "global_dim": (1, 4096),
+    "subnet_depth": (1, 16),
+    "mid_kernel": (1, 7),
+    "ab_downscale": (1, 8),
+    "crop_size": (8, 4096),
+    "work_size": (8, 4096),
+    "n_classes": (1, 1000),
+}
+MAX_LEVELS = 8
+MAX_PARAMETERS = 200_000_000
+
+
+def check_config(path: str | os.PathLike, config: Any) -> None:
+    """Refuse a stored config with values out of range, in one sentence (before building)."""
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: the stored config is not a JSON object")
+    for key, (low, high) in CONFIG_BOUNDS.items():
+        if key not in config:
+            continue
+        value = config[key]
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_LEVELS:
+            raise ModelFileError(f"{path}: the stored config's {key} has {len(value)} levels (1 to {MAX_LEVELS})")
+        if not all(type(v) is int and low <= v <= high for v in values):
+            raise ModelFileError(f"{path}: the stored config's {key} {value!r} is out of range ({low} to {high})")
+    for key, value in config.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ModelFileError(f"{path}: the stored config's {key} is not finite")
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu", task: str | None = None):
     """Load a model file strictly: returns ``(model in eval mode, ModelInfo)``.
 
     With ``task``, a model of another task is refused before its tensors are read.
     """
+    import torch
+
     from .core.model import build_model
 
     info = read_model_info(path)
     if task is not None and info.task != task:
         raise ModelFileError(f"{path}: a {info.task!r} model, but this command needs a {task!r} model")
+    check_config(path, info.config)
     try:
+        with torch.device("meta"):  # sized without allocating: a hostile config may ask for terabytes
+            n_params = sum(p.numel() for p in build_model(info.task, info.config).parameters())
+        if n_params > MAX_PARAMETERS:
+            raise ModelFileError(
+                f"{path}: the stored config asks for {n_params:,} parameters (at most {MAX_PARAMETERS:,})"
+            )
         model = build_model(info.task, info.config)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path}: the stored config cannot build a model ({e})") from None
     tensors = read_tensors(path)
     expected = model.state_dict()
