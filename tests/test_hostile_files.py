@@ -239,3 +239,28 @@ def test_info_takes_shipped_names_and_prints_readable_lines():
     assert (
         max(len(line) for line in result.output.splitlines()) < 400
     )  # no KB-long JSON lines (a recorded command line may be long)
+
+
+def _gzip_stream(path, head: bytes, zeros: int):
+    """A gzip file of ``head`` then ``zeros`` zero bytes, compressed in chunks (little memory)."""
+    import gzip
+
+    with gzip.open(path, "wb") as f:
+        f.write(head)
+        chunk = bytes(1 << 20)
+        for _ in range(zeros >> 20):
+            f.write(chunk)
+    return path
+
+
+def test_gzip_bombs_among_idx_files_are_refused_before_inflating(tmp_path):
+    """A header declaring terabytes is refused unread; a stream longer than its header is read
+    only to the declared size plus one byte (so a bomb costs what its header says, at most 1 GiB)."""
+    from cinn_cli.mnist_data import MnistDataError, read_idx
+
+    huge = _gzip_stream(tmp_path / "huge-images-idx3-ubyte.gz", struct.pack(">HBBIII", 0, 8, 3, 10**9, 28, 28), 1 << 20)
+    with pytest.raises(MnistDataError, match="huge-images-idx3-ubyte.gz declares"):
+        read_idx(huge, expected_ndim=3)
+    long = _gzip_stream(tmp_path / "long-images-idx3-ubyte.gz", struct.pack(">HBBIII", 0, 8, 3, 100, 28, 28), 64 << 20)
+    with pytest.raises(MnistDataError, match="long-images-idx3-ubyte.gz has a size mismatch"):
+        read_idx(long, expected_ndim=3)
