@@ -264,3 +264,18 @@ def test_gzip_bombs_among_idx_files_are_refused_before_inflating(tmp_path):
     long = _gzip_stream(tmp_path / "long-images-idx3-ubyte.gz", struct.pack(">HBBIII", 0, 8, 3, 100, 28, 28), 64 << 20)
     with pytest.raises(MnistDataError, match="long-images-idx3-ubyte.gz has a size mismatch"):
         read_idx(long, expected_ndim=3)
+
+
+@pytest.mark.parametrize("name", ["mnist", "colorize", "mnist-classifier"])
+def test_shipped_metadata_has_no_absolute_paths(name):
+    """The build machine's paths were rewritten (bench/relative_paths.py): none may come back."""
+    import re
+
+    from cinn_cli.storage import read_header
+
+    path = shipped_weights(name)
+    if not path.exists():
+        pytest.skip("no shipped weights")
+    metadata, _ = read_header(path)
+    for key, value in metadata.items():
+        assert not re.search(r"(?<![\w./~-])(/(work|root|home|tmp|Users|mnt)/|[A-Z]:\\)", value), (key, value)
