@@ -279,3 +279,17 @@ def test_shipped_metadata_has_no_absolute_paths(name):
     metadata, _ = read_header(path)
     for key, value in metadata.items():
         assert not re.search(r"(?<![\w./~-])(/(work|root|home|tmp|Users|mnt)/|[A-Z]:\\)", value), (key, value)
+
+
+def test_no_image_is_written_from_non_finite_model_output(weights, tmp_path, monkeypatch):
+    """Finite inputs, a model that overflows: each output fails by name, nothing black is written."""
+    from cinn_cli.core.model import MnistCINN
+
+    z = tmp_path / "z"
+    assert invoke("sample", "--weights", weights, "-n", "1", "-d", "3", "-o", z).exit_code == 0
+    monkeypatch.setattr(MnistCINN, "inverse", lambda self, zs, labels: torch.full((len(labels), 1, 28, 28), np.nan))
+    result = invoke("sample", "--weights", weights, "-n", "2", "-d", "3", "-o", tmp_path / "o")
+    assert result.exit_code == 1 and "NaN or infinite" in result.output and "3-0001.png" in result.output
+    result = invoke("sample", "--from-latent", z, "--weights", weights, "-o", tmp_path / "o2")
+    assert result.exit_code == 1 and "NaN or infinite" in result.output and ".safetensors" in result.output
+    assert not list(tmp_path.glob("o*/**/*.png"))

@@ -98,7 +98,11 @@ def full_size_rgb(L: Tensor, ab: Tensor) -> Tensor:
 
 
 def to_pixels(rgb: Tensor, alpha: np.ndarray | None) -> np.ndarray:
-    """``(3, H, W)`` in [0, 1] -> ``(H, W, 3|4)`` uint8 (rounded; alpha appended when given)."""
+    """``(3, H, W)`` in [0, 1] -> ``(H, W, 3|4)`` uint8 (rounded; alpha appended when given).
+
+    Non-finite values raise ``ValueError`` (that input fails) rather than become black pixels."""
+    if not bool(torch.isfinite(rgb).all()):
+        raise ValueError("the model gave NaN or infinite values (no image written)")
     px = (rgb.permute(1, 2, 0).float().cpu().numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
     return px if alpha is None else np.concatenate([px, alpha[..., None]], axis=2)
 
