@@ -293,3 +293,34 @@ def test_no_image_is_written_from_non_finite_model_output(weights, tmp_path, mon
     result = invoke("sample", "--from-latent", z, "--weights", weights, "-o", tmp_path / "o2")
     assert result.exit_code == 1 and "NaN or infinite" in result.output and ".safetensors" in result.output
     assert not list(tmp_path.glob("o*/**/*.png"))
+
+
+@pytest.fixture(scope="module")
+def colour(tmp_path_factory):
+    """A tiny colorization model (tests/test_colorize_cli.py's) and one gray photo."""
+    from test_colorize_cli import photo
+    from test_colorize_cli import tiny_model_file as tiny_colour_model
+
+    root = tmp_path_factory.mktemp("colour")
+    Image.fromarray(photo(0, 32, 32)).convert("L").save(root / "gray.png")
+    return tiny_colour_model(root / "tiny-colour.safetensors"), root / "gray.png"
+
+
+@pytest.mark.parametrize("value", ["nan,1", "inf,1", "1,1,1", "1"])
+def test_bad_level_temperatures_are_usage_errors(colour, tmp_path, value):
+    weights, gray = colour
+    result = invoke("colorize", gray, tmp_path / "o", "--weights", weights, "--level-temperatures", value)
+    assert result.exit_code == 2, result.output
+    assert "Usage:" in result.output and "--level-temperatures" in result.output
+    assert not any(tmp_path.rglob("*.png"))
+
+
+def test_colour_latents_must_be_float32(colour, tmp_path):
+    weights, gray = colour
+    assert invoke("colorize", gray, tmp_path / "o", "--weights", weights, "-n", "1").exit_code == 0
+    good = next((tmp_path / "o").rglob("*.safetensors"))
+    (tmp_path / "z").mkdir()
+    bad = _rewrite_tensor(good, tmp_path / "z" / "f64.safetensors", lambda t: t.double())
+    result = invoke("colorize", gray, tmp_path / "o2", "--weights", weights, "--from-latent", bad.parent)
+    assert result.exit_code == 1 and "f64.safetensors: latent level z0 is F64, not F32" in result.output
+    assert not any((tmp_path / "o2").rglob("*.png"))
