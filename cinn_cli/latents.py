@@ -124,7 +124,7 @@ def load_latent(path: str | os.PathLike) -> Latent:
     if metadata.get("task") == "mnist":
         digit = condition.get("digit")
         if type(digit) is not int or not 0 <= digit <= 9:  # type(): True is an int to isinstance
-            raise LatentFileError(f"{path}: the condition's digit {digit!r} is not an integer 0-9")
+            raise LatentFileError(f"{path}: an 'mnist' latent whose condition's digit {digit!r} is not an integer 0-9")
     try:
         seed = int(metadata["seed"]) if metadata.get("seed") else None
         temperature = float(metadata["temperature"]) if metadata.get("temperature") else None

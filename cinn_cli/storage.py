@@ -335,7 +335,7 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
 CONFIG_BOUNDS = {
     "blocks": (1, 64),
     "hidden": (1, 4096),
-    "cond_channels": (1, 4096),
+    "cond_channels": (0, 4096),
     "cond_widths": (1, 4096),
     "global_dim": (1, 4096),
     "subnet_depth": (1, 16),
@@ -358,8 +358,8 @@ def check_config(path: str | os.PathLike, config: Any) -> None:
             continue
         value = config[key]
         values = value if isinstance(value, list) else [value]
-        if isinstance(value, list) and not 1 <= len(value) <= MAX_LEVELS:
-            raise ModelFileError(f"{path}: the stored config's {key} has {len(value)} levels (1 to {MAX_LEVELS})")
+        if isinstance(value, list) and len(value) > MAX_LEVELS:
+            raise ModelFileError(f"{path}: the stored config's {key} has {len(value)} levels (at most {MAX_LEVELS})")
         if not all(type(v) is int and low <= v <= high for v in values):
             raise ModelFileError(f"{path}: the stored config's {key} {value!r} is out of range ({low} to {high})")
     for key, value in config.items():
