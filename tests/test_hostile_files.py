@@ -196,14 +196,17 @@ def test_hostile_config_values_are_refused_before_building(weights, tmp_path, ke
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-def test_fifo_is_refused_at_once(weights, tmp_path):
+def test_fifo_is_refused_at_once(weights, colour, tmp_path):
     """A FIFO would block open() forever: each command must refuse it, under a timeout."""
     fifo = tmp_path / "pipe.safetensors"
     os.mkfifo(fifo)
+    colour_weights, gray = colour
     for args in (
         ["info", fifo],
         ["sample", "--weights", fifo, "-n", "1", "-o", tmp_path / "o"],
         ["sample", "--from-latent", fifo, "--weights", weights, "-o", tmp_path / "o"],
+        ["colorize", gray, tmp_path / "o", "--weights", fifo],
+        ["colorize", gray, tmp_path / "o", "--weights", colour_weights, "--from-latent", fifo],
     ):
         run = subprocess.run(
             [sys.executable, "-m", "cinn_cli", *map(str, args)], capture_output=True, text=True, timeout=60
