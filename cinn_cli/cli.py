@@ -239,8 +239,10 @@ def info(file: Path, json_lines: bool) -> None:
     import json
     import math
 
-    from .storage import ModelFileError, read_header
+    from .storage import SHIPPED, ModelFileError, read_header, shipped_weights
 
+    if str(file) in SHIPPED and not file.exists():  # a shipped model's name, as --model/--init take
+        file = shipped_weights(str(file))
     try:
         metadata, tensors = read_header(file)
     except ModelFileError as e:
@@ -272,12 +274,36 @@ def info(file: Path, json_lines: bool) -> None:
     for k, v in decoded.items():
         if k == "format":
             continue
-        click.echo(f"  {k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+        _echo_tree(k, v, 1)
     label = "values" if kind == "cinn-latent" else "parameters and buffers (floating point)"
     click.echo(f"  {len(tensors)} tensors ({', '.join(dtypes)}), {n_params:,} {label}")
-    if kind == "cinn-latent" or len(tensors) <= 12:
-        for k, s in shapes.items():
-            click.echo(f"    {k}: {tuple(s)}")
+    shown = list(shapes)
+    if kind != "cinn-latent" and len(tensors) > 12:  # a model: its largest tensors say what it is
+        shown = sorted(shapes, key=lambda k: -math.prod(shapes[k]))[:8]
+        click.echo("  largest:")
+    for k in shown:
+        click.echo(f"    {k}: {tuple(shapes[k])}")
+
+
+def _echo_tree(key: str, value, depth: int) -> None:
+    """One metadata value as indented ``key: value`` lines (nested records one level deeper),
+    instead of a long line of JSON; short lists of numbers stay on one line."""
+    pad = "  " * depth
+    if isinstance(value, dict) and value:
+        click.echo(f"{pad}{key}:")
+        for k, v in value.items():
+            _echo_tree(str(k), v, depth + 1)
+    elif isinstance(value, list) and value and not all(isinstance(v, (int, float, str)) for v in value):
+        click.echo(f"{pad}{key}:")
+        for i, v in enumerate(value):
+            _echo_tree(f"[{i}]", v, depth + 1)
+    else:
+
+        def show(v):
+            return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+        text = ", ".join(map(show, value)) if isinstance(value, list) else show(value)
+        click.echo(f"{pad}{key}: {text}")
 
 
 # --------------------------------------------------------------------------- sample
@@ -615,7 +641,7 @@ def colorize(
     another size is resized by nearest neighbour). --transfer-levels 0,0.3,1 keeps the coarse
     level from the file and draws the fine ones anew, as the reference code's colour transfer.
     """
-    from .pipelines.colorize import colorize_photos
+    from .pipelines.colorize import LevelTemperaturesError, colorize_photos
     from .pipelines.sample import new_seed
     from .report import RunReport
     from .storage import ModelFileError
@@ -667,6 +693,8 @@ def colorize(
                 )
         except TransferLevelsError as e:
             raise click.BadParameter(str(e), param_hint="--transfer-levels") from None
+        except LevelTemperaturesError as e:
+            raise click.BadParameter(str(e), param_hint="--level-temperatures") from None
         except (ModelFileError, ValueError) as e:
             raise click.ClickException(str(e)) from None
         sys.exit(report.finish())
@@ -691,6 +719,8 @@ def colorize(
                 work_size=work_size,
                 level_temperatures=level_temperatures,
             )
+    except LevelTemperaturesError as e:
+        raise click.BadParameter(str(e), param_hint="--level-temperatures") from None
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     sys.exit(report.finish())
@@ -1065,6 +1095,7 @@ def eval_colorize_cmd(
     """
     import json
 
+    from .pipelines.colorize import LevelTemperaturesError
     from .pipelines.evaluate_colorize import evaluate_colorize
     from .storage import ModelFileError
 
@@ -1079,6 +1110,8 @@ def eval_colorize_cmd(
             work_size=work_size,
             level_temperatures=level_temperatures,
         )
+    except LevelTemperaturesError as e:
+        raise click.BadParameter(str(e), param_hint="--level-temperatures") from None
     except (ModelFileError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     if record:

@@ -24,6 +24,8 @@ def quantize(x) -> np.ndarray:
     trained on. ``x``: a torch tensor or array of any shape; returns ``uint8`` of the same shape.
     """
     a = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    if not np.isfinite(a).all():  # NaN would become black pixels with exit 0: never write those
+        raise ValueError("the model gave NaN or infinite values (no image written)")
     return np.clip(np.floor(a * 256.0), 0, 255).astype(np.uint8)
 
 

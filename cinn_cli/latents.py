@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .storage import ModelFileError, atomic_write_bytes, canonical_safetensors, read_header
+from .storage import ModelFileError, atomic_write_bytes, canonical_safetensors, read_header, read_tensors
 
 LATENT_FORMAT = "cinn-latent"
 LATENT_FORMAT_VERSION = "1"
@@ -94,8 +95,6 @@ def save_latent(path: str | os.PathLike, latent: Latent) -> None:
 
 def load_latent(path: str | os.PathLike) -> Latent:
     """Read and check a latent file; raises ``LatentFileError`` with a one-sentence reason."""
-    from safetensors.torch import load
-
     try:
         metadata, names = read_header(path)
     except ModelFileError as e:
@@ -107,11 +106,32 @@ def load_latent(path: str | os.PathLike) -> Latent:
     levels = sorted(names, key=lambda k: int(k[1:]) if k[1:].isdigit() else -1)
     if not levels or any(k != f"z{i}" for i, k in enumerate(levels)):
         raise LatentFileError(f"{path}: the latent levels are not named z0, z1, ...")
-    tensors = load(Path(path).read_bytes())  # not load_file: it refuses paths that are not UTF-8
+    # float64 only from `cinn encode` of MNIST; colour latents are always float32
+    allowed = ("F32", "F64") if metadata.get("task") == "mnist" else ("F32",)
+    for k in levels:
+        if names[k]["dtype"] not in allowed:
+            raise LatentFileError(f"{path}: latent level {k} is {names[k]['dtype']}, not {' or '.join(allowed)}")
+    try:
+        tensors = read_tensors(path)
+    except ModelFileError as e:
+        raise LatentFileError(str(e)) from None
     try:
         condition = json.loads(metadata.get("condition", "{}"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise LatentFileError(f"{path}: the condition in the metadata is not JSON") from None
+    if not isinstance(condition, dict):
+        raise LatentFileError(f"{path}: the condition in the metadata is not a JSON object")
+    if metadata.get("task") == "mnist":
+        digit = condition.get("digit")
+        if type(digit) is not int or not 0 <= digit <= 9:  # type(): True is an int to isinstance
+            raise LatentFileError(f"{path}: an 'mnist' latent whose condition's digit {digit!r} is not an integer 0-9")
+    try:
+        seed = int(metadata["seed"]) if metadata.get("seed") else None
+        temperature = float(metadata["temperature"]) if metadata.get("temperature") else None
+    except ValueError:
+        raise LatentFileError(f"{path}: the seed or temperature in the metadata is not a number") from None
+    if temperature is not None and not math.isfinite(temperature):
+        raise LatentFileError(f"{path}: the temperature in the metadata is not finite")
     known = {
         "format",
         "format_version",
@@ -128,8 +148,8 @@ def load_latent(path: str | os.PathLike) -> Latent:
         condition=condition,
         image_size=metadata.get("image_size", ""),
         model_sha256=metadata.get("model_sha256", ""),
-        seed=int(metadata["seed"]) if metadata.get("seed") else None,
-        temperature=float(metadata["temperature"]) if metadata.get("temperature") else None,
+        seed=seed,
+        temperature=temperature,
         extra={k: v for k, v in metadata.items() if k not in known},
     )
 

@@ -15,6 +15,7 @@ Only numpy, torch and the standard library are used.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -42,13 +43,31 @@ class MnistDataError(ValueError):
     """A missing, malformed or inconsistent MNIST file or directory."""
 
 
-def _read_bytes(path: Path) -> bytes:
-    """Return the (decompressed, if the name ends in ``.gz``) contents of ``path``."""
+# The largest IDX file read (all of MNIST's train images are 47 MB): a header declaring more, or a
+# gzip inflating past its header's size, is refused before it is inflated into memory.
+MAX_IDX_BYTES = 1 << 30
+
+
+def _read_limited(path: Path) -> bytes:
+    """The (decompressed, if the name ends in ``.gz``) contents of ``path``, read in bounded steps:
+    the IDX header first, then no more than the size it declares plus one byte (to tell a longer
+    file), so a gzip bomb costs at most ``MAX_IDX_BYTES``."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            data = f.read(4)
+            if len(data) < 4 or data[0] or data[1] or data[2] not in _IDX_DTYPES:
+                return data + f.read(64)  # read_idx names what is wrong
+            data += f.read(4 * data[3])
+            if len(data) < 4 + 4 * data[3]:
+                return data
+            dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(data[3])]
+            size = math.prod(dims) * _IDX_DTYPES[data[2]].itemsize
+            if size > MAX_IDX_BYTES:
+                raise MnistDataError(
+                    f"MNIST file {path} declares {size:,} bytes of data {tuple(dims)}, "
+                    f"more than the {MAX_IDX_BYTES:,} read at most."
+                )
+            return data + f.read(size + 1)
     except FileNotFoundError:
         raise MnistDataError(f"MNIST file {path} does not exist.") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
@@ -62,11 +81,12 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
 
     The header is two zero bytes, a type code (0x08 = uint8, ...), the number of dimensions, then
     one big-endian uint32 per dimension; the data follow, row-major. Raises MnistDataError for a
-    bad magic number, a dimension count other than ``expected_ndim``, or data shorter (truncated)
-    or longer (size mismatch) than the header promises.
+    bad magic number, a dimension count other than ``expected_ndim``, data declared larger than
+    ``MAX_IDX_BYTES``, or data shorter (truncated) or longer (size mismatch) than the header
+    promises (longer: by at least one byte; the rest is never read).
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = _read_limited(path)
     if len(data) < 4:
         raise MnistDataError(f"MNIST file {path} is truncated: {len(data)} bytes, no IDX header.")
     magic = int.from_bytes(data[:4], "big")
@@ -90,7 +110,7 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
         )
     if len(data) > expected:
         raise MnistDataError(
-            f"MNIST file {path} has a size mismatch: {len(data)} bytes where its header {dims} needs {expected}."
+            f"MNIST file {path} has a size mismatch: more bytes than its header {dims} needs ({expected})."
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
 

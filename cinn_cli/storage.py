@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -173,39 +175,131 @@ def record_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
-def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """Read a safetensors file's header without loading tensors.
+# dtypes a cinn file may hold, with their size in bytes; anything else (int8 weights, strings) is refused
+DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "BOOL": 1}
+MAX_HEADER_BYTES = 100_000_000
 
-    Returns ``(metadata, tensors)`` where ``tensors`` maps names to ``{"dtype", "shape"}``.
-    Raises ``ModelFileError`` for a missing, unreadable, non-safetensors or truncated file.
+
+def open_regular(path: str | os.PathLike):
+    """Open ``path`` for reading only if it is a regular file (binary, unbuffered-safe).
+
+    A FIFO or device would block ``open`` forever (and a blocked ``open`` ignores SIGTERM), so
+    the type is checked with ``os.stat`` first and the file opened with ``O_NONBLOCK``, then
+    checked again on the descriptor (the path may have been swapped in between).
     """
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a folder, not a .safetensors file")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelFileError(f"{path}: is a folder, not a .safetensors file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(f"{path}: is not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ModelFileError(f"{path}: is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _check_header(path: Path, header: Any, data_size: int) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Validate a parsed safetensors header field by field; one ``ModelFileError`` sentence per fault.
+
+    safetensors and torch would otherwise fail with messages that name no file (or a traceback).
+    """
+
+    def bad(why: str) -> ModelFileError:
+        return ModelFileError(f"{path}: not a valid safetensors file ({why})")
+
+    if not isinstance(header, dict):
+        raise bad("the header is not a JSON object")
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise bad("__metadata__ is not an object")
+    for k, v in metadata.items():
+        if not isinstance(v, str):
+            raise bad(f"metadata value {k!r} is not a string")
+    spans = []
+    tensors = {}
+    for name, entry in header.items():
+        if not isinstance(entry, dict):
+            raise bad(f"tensor {name!r} is not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
+            raise ModelFileError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise bad(f"tensor {name!r} has no valid shape")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+            raise bad(f"tensor {name!r} has no valid data offsets")
+        if not 0 <= offsets[0] <= offsets[1]:
+            raise bad(f"tensor {name!r} has data offsets out of order")
+        if offsets[1] > data_size:
+            raise ModelFileError(f"{path}: the file is truncated (tensor {name!r} ends past the end)")
+        if offsets[1] - offsets[0] != math.prod(shape) * DTYPE_SIZES[dtype]:
+            raise bad(f"tensor {name!r} has a shape that does not match its data size")
+        spans.append((offsets[0], offsets[1]))
+        tensors[name] = {"dtype": dtype, "shape": shape}
+    pos = 0
+    for begin, stop in sorted(spans):
+        if begin != pos:  # a gap or an overlap: the data area must be the tensors, back to back
+            raise bad("tensor data overlaps or leaves gaps")
+        pos = stop
+    if pos != data_size:
+        raise bad(f"{data_size - pos} bytes after the last tensor")
+    return metadata, tensors
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Read and strictly check a safetensors file's header without loading tensors.
+
+    Returns ``(metadata, tensors)`` where ``tensors`` maps names to ``{"dtype", "shape"}``.
+    Raises ``ModelFileError`` (one sentence naming the file) for a missing, special, unreadable,
+    non-safetensors, malformed or truncated file.
+    """
+    path = Path(path)
+    with open_regular(path) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise ModelFileError(f"{path}: not a safetensors file (too short)")
             n = int.from_bytes(head, "little")
-            if n <= 0 or n > min(size - 8, 100_000_000):
+            if n <= 1 or n > min(size - 8, MAX_HEADER_BYTES):
                 raise ModelFileError(f"{path}: not a safetensors file (bad header length)")
             header = json.loads(f.read(n))
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{path}: not a safetensors file (header is not a JSON object)")
-    metadata = header.pop("__metadata__", None) or {}
-    end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
-    if 8 + n + end > size:
-        raise ModelFileError(f"{path}: the file is truncated ({size} bytes, {8 + n + end} expected)")
-    tensors = {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in header.items()}
-    return metadata, tensors
+        except OSError as e:
+            raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelFileError(f"{path}: not a safetensors file (header is not JSON)") from None
+        except RecursionError:
+            raise ModelFileError(f"{path}: not a safetensors file (header JSON nested too deeply)") from None
+    return _check_header(path, header, size - 8 - n)
+
+
+def read_tensors(path: str | os.PathLike) -> dict[str, Any]:
+    """The tensors of a file ``read_header`` accepted; non-finite floats are refused by name."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    with open_regular(path) as f:
+        data = f.read()  # not load_file: it refuses paths that are not UTF-8
+    try:
+        tensors = load(data)
+    except SafetensorError as e:
+        raise ModelFileError(f"{path}: the tensors cannot be read ({e})") from None
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelFileError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    return tensors
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
@@ -236,27 +330,68 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     )
 
 
+# Bounds on a stored config, far above any real model's, checked before anything is built: the
+# issue's hostile files asked for work_size 100000 (15 GB), blocks 3000 (a minute), hidden 10^6 (36 TB).
+CONFIG_BOUNDS = {
+    "blocks": (1, 64),
+    "hidden": (1, 4096),
+    "cond_channels": (0, 4096),
+    "cond_widths": (1, 4096),
+    "global_dim": (1, 4096),
+    "subnet_depth": (1, 16),
+    "mid_kernel": (1, 7),
+    "ab_downscale": (1, 8),
+    "crop_size": (8, 4096),
+    "work_size": (8, 4096),
+    "n_classes": (1, 1000),
+}
+MAX_LEVELS = 8
+MAX_PARAMETERS = 200_000_000
+
+
+def check_config(path: str | os.PathLike, config: Any) -> None:
+    """Refuse a stored config with values out of range, in one sentence (before building)."""
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: the stored config is not a JSON object")
+    for key, (low, high) in CONFIG_BOUNDS.items():
+        if key not in config:
+            continue
+        value = config[key]
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) > MAX_LEVELS:
+            raise ModelFileError(f"{path}: the stored config's {key} has {len(value)} levels (at most {MAX_LEVELS})")
+        if not all(type(v) is int and low <= v <= high for v in values):
+            raise ModelFileError(f"{path}: the stored config's {key} {value!r} is out of range ({low} to {high})")
+    for key, value in config.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ModelFileError(f"{path}: the stored config's {key} is not finite")
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu", task: str | None = None):
     """Load a model file strictly: returns ``(model in eval mode, ModelInfo)``.
 
     With ``task``, a model of another task is refused before its tensors are read.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    import torch
 
     from .core.model import build_model
 
     info = read_model_info(path)
     if task is not None and info.task != task:
         raise ModelFileError(f"{path}: a {info.task!r} model, but this command needs a {task!r} model")
+    check_config(path, info.config)
     try:
+        with torch.device("meta"):  # sized without allocating: a hostile config may ask for terabytes
+            n_params = sum(p.numel() for p in build_model(info.task, info.config).parameters())
+        if n_params > MAX_PARAMETERS:
+            raise ModelFileError(
+                f"{path}: the stored config asks for {n_params:,} parameters (at most {MAX_PARAMETERS:,})"
+            )
         model = build_model(info.task, info.config)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RuntimeError) as e:
         raise ModelFileError(f"{path}: the stored config cannot build a model ({e})") from None
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise ModelFileError(f"{path}: the tensors cannot be read ({e})") from None
+    tensors = read_tensors(path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))

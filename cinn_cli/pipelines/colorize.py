@@ -26,6 +26,11 @@ from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_we
 from ..stream import Pool, default_workers, progress_bar, readable, select, shared_cores
 from .sample import provenance_text
 
+
+class LevelTemperaturesError(ValueError):
+    """``--level-temperatures`` that do not fit the model (the CLI makes it a usage error, exit 2)."""
+
+
 NO_SHIPPED_MODEL = (
     "no shipped colorization model yet; train one with cinn train colorize --data DIR --out FILE or pass --weights FILE"
 )
@@ -55,7 +60,10 @@ def load_colorize_model(
             raise ValueError(f"--work-size must be at least {model.size_multiple} for this model, got {work_size}")
         model.config = replace(model.config, work_size=work_size)
     if level_temperatures is not None:
-        model.check_level_temperatures(level_temperatures)
+        try:
+            model.check_level_temperatures(level_temperatures)
+        except ValueError as e:
+            raise LevelTemperaturesError(str(e)) from None
         model.config = replace(model.config, level_temperatures=level_temperatures)
     return model, info
 
@@ -90,7 +98,11 @@ def full_size_rgb(L: Tensor, ab: Tensor) -> Tensor:
 
 
 def to_pixels(rgb: Tensor, alpha: np.ndarray | None) -> np.ndarray:
-    """``(3, H, W)`` in [0, 1] -> ``(H, W, 3|4)`` uint8 (rounded; alpha appended when given)."""
+    """``(3, H, W)`` in [0, 1] -> ``(H, W, 3|4)`` uint8 (rounded; alpha appended when given).
+
+    Non-finite values raise ``ValueError`` (that input fails) rather than become black pixels."""
+    if not bool(torch.isfinite(rgb).all()):
+        raise ValueError("the model gave NaN or infinite values (no image written)")
     px = (rgb.permute(1, 2, 0).float().cpu().numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
     return px if alpha is None else np.concatenate([px, alpha[..., None]], axis=2)
 

@@ -32,7 +32,10 @@ def read_digit_image(path: Path) -> np.ndarray:
     except PhotoError as e:
         raise InputError(str(e)) from None
     if im.size != (28, 28):
-        raise InputError(f"is {im.size[0]}x{im.size[1]}, the MNIST model encodes 28x28 images only")
+        raise InputError(
+            f"is {im.size[0]}x{im.size[1]}, the MNIST model encodes 28x28 images only "
+            "(for colour photos use --model colorize)"
+        )
     return np.asarray(im.convert("L"))
 
 

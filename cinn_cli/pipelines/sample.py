@@ -81,9 +81,13 @@ def sample_digits(
             labels = torch.full((len(chunk),), digit, dtype=torch.long, device=device)
             with torch.no_grad():
                 x = model.inverse(zs, labels)
-            pixels = quantize(x[:, 0])
-            for j, px, z in zip(chunk, pixels, zs_each, strict=True):
+            finite = torch.isfinite(x.flatten(1)).all(1).tolist()
+            pixels = quantize(torch.nan_to_num(x[:, 0]))  # the non-finite ones are not written
+            for j, px, z, ok in zip(chunk, pixels, zs_each, finite, strict=True):
                 png = out / f"{j.stem}.png"
+                if not ok:
+                    report.fail(str(png), NON_FINITE)
+                    continue
                 text = {
                     **provenance,
                     "cinn:digit": str(digit),
@@ -104,7 +108,8 @@ def sample_digits(
                     )
                     save_latent(out / f"{j.stem}.safetensors", latent)
                 report.wrote(str(png), digit=digit, index=j.index, seed=j.seed)
-        if make_grid and (tiles or overwrite or not (out / f"{digit}-grid.png").exists()):
+        complete = all(j.index in tiles or (out / f"{j.stem}.png").exists() for j in jobs)  # none failed
+        if make_grid and complete and (tiles or overwrite or not (out / f"{digit}-grid.png").exists()):
             _write_grid(out, digit, jobs, tiles, provenance, seed)
 
 
@@ -130,6 +135,9 @@ def _write_grid(out: Path, digit: int, jobs: list[SampleJob], tiles: dict, prove
         grid(images),
         {**provenance, "cinn:digit": str(digit), "cinn:run_seed": str(seed)},
     )
+
+
+NON_FINITE = "the model gave NaN or infinite values (no image written)"
 
 
 def decode_latents(
@@ -184,7 +192,11 @@ def decode_latents(
             dtype = next(decoder.parameters()).dtype
             zs = [scale * z.unsqueeze(0).expand(len(todo), *z.shape).to(device, dtype) for z in latent.zs]
             with torch.no_grad():
-                pixels = quantize(decoder.inverse(zs, labels)[:, 0])
+                x = decoder.inverse(zs, labels)
+            if not bool(torch.isfinite(x).all()):
+                report.fail(str(path), NON_FINITE)
+                continue
+            pixels = quantize(x[:, 0])
             text = {**provenance, "cinn:latent": text_name(path.name)}
             for (d, target), px in zip(todo, pixels, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +226,9 @@ def interpolate_latents(
     check_latent_fits(a, start, "mnist", shapes, info.sha256)
     check_latent_fits(b, end, "mnist", shapes, info.sha256)
     path = [slerp(a.zs, b.zs, i / (steps - 1)) for i in range(steps)]
-    zs = [torch.stack([p[level] for p in path]).to(device) for level in range(len(shapes))]
+    # encoded latents are float64 (slerp's endpoints keep the file's dtype): decode in the model's
+    dtype = next(model.parameters()).dtype
+    zs = [torch.stack([p[level].to(dtype) for p in path]).to(device) for level in range(len(shapes))]
     out.mkdir(parents=True, exist_ok=True)
     for d in digits if digits is not None else [a.condition.get("digit", 0)]:
         name = f"{start.stem}-{end.stem}-{d}"
