@@ -30,9 +30,6 @@ NO_SHIPPED_MODEL = (
     "no shipped colorization model yet; train one with cinn train colorize --data DIR --out FILE or pass --weights FILE"
 )
 GRID_TILE = 256  # long side of each tile in a contact sheet
-# The working size keeps the aspect ratio at a fixed short side, so a 1x4000 strip would run the
-# model at 64x256000 (minutes, gigabytes); such inputs are refused. Panoramas (10:1) pass.
-MAX_ASPECT = 32
 
 
 def load_colorize_model(
@@ -151,7 +148,7 @@ def colorize_photos(
 
 def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport) -> Iterator[_Plan]:
     """The inputs of this shard that need work, lazily; outputs already there are reported skipped."""
-    for path, rel in select(discover(source, skip=out), shard, report):
+    for path, rel in select(discover(source, skip=out, report=report), shard, report):
         base = out / rel.parent
         targets = {
             k: (base / f"{rel.stem}-{k}.{fmt}", base / f"{rel.stem}-{k}.safetensors" if latents else None)
@@ -167,10 +164,7 @@ def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, repo
 
 def _decode(plan: _Plan) -> tuple[np.ndarray, np.ndarray | None, Tensor, str]:
     """In a worker thread: ``(gray, alpha, L (1, 1, H, W) on the CPU, SHA-256 of the 8-bit gray)``."""
-    gray, alpha = read_gray(plan.path)
-    h, w = gray.shape
-    if max(h, w) > MAX_ASPECT * min(h, w):
-        raise PhotoError(f"is {w}x{h}: an aspect ratio above {MAX_ASPECT}:1 is not supported")
+    gray, alpha = read_gray(plan.path)  # refuses extreme aspect ratios (photos.MAX_ASPECT)
     L = gray_to_lightness(torch.from_numpy(gray))[None, None]
     return gray, alpha, L, gray_sha256(gray)
 

@@ -207,7 +207,7 @@ def colorize_from_latents(
     stored = [(p, lat) for p, lat in stored if lat is not None]
     workers = workers or default_workers()
     with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
-        inputs = select(discover(source, skip=out), shard, report)
+        inputs = select(discover(source, skip=out, report=report), shard, report)
         decode_under = partial(
             _decode_under,
             model=model,

@@ -51,7 +51,7 @@ def latent_targets(
 ) -> Iterator[tuple[Path, Path, Path]]:
     """``(path, rel, OUT/<rel>.safetensors)`` for the inputs of ``shard`` still to encode; an
     existing latent file is reported as skipped unless ``overwrite``."""
-    for path, rel in select(discover(source, skip=out), shard, report):
+    for path, rel in select(discover(source, skip=out, report=report), shard, report):
         target = out / rel.with_suffix(".safetensors")
         if target.exists() and not overwrite:
             report.skip(str(target))
