@@ -21,9 +21,21 @@ from ..color import LabColourer, gray_to_lightness, resize
 from ..images import discover, grid
 from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
-from ..report import RunReport
+from ..report import RunReport, display_name
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
-from ..stream import Pool, default_workers, progress_bar, readable, select, shared_cores
+from ..stream import (
+    OutputError,
+    Pool,
+    TempSweeper,
+    WriteError,
+    default_workers,
+    existing_output,
+    progress_bar,
+    readable,
+    select,
+    shared_cores,
+    write_or_raise,
+)
 from .sample import provenance_text
 
 NO_SHIPPED_MODEL = (
@@ -147,18 +159,37 @@ def colorize_photos(
 
 
 def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport) -> Iterator[_Plan]:
-    """The inputs of this shard that need work, lazily; outputs already there are reported skipped."""
+    """The inputs of this shard that need work, lazily.
+
+    Without ``--overwrite`` no existing file is ever replaced: an output whose image *or* latent
+    is already there is skipped whole ("skipped (already there)"), even when the other one is
+    missing (a rerun without ``--no-latents`` keeps a picked favourite; a user's own file at an
+    output path stays). With it both are replaced, and ``--no-latents`` removes the old latent
+    (see ``_Job._write``). A folder at an output path, or an output name too long for the file
+    system, fails that input with the reason.
+    """
+    sweep = TempSweeper()
     for path, rel in select(discover(source, skip=out, report=report), shard, report):
         base = out / rel.parent
+        sweep(base)
         targets = {
             k: (base / f"{rel.stem}-{k}.{fmt}", base / f"{rel.stem}-{k}.safetensors" if latents else None)
             for k in range(1, n + 1)
         }
-        todo = [k for k, (img, lat) in targets.items() if overwrite or not img.exists() or (lat and not lat.exists())]
-        for k in sorted(set(targets) - set(todo)):
-            report.skip(str(targets[k][0]))
         grid_path = base / f"{rel.stem}-grid.{fmt}" if make_grid else None
-        if todo or (grid_path is not None and (overwrite or not grid_path.exists())):
+        try:
+            todo, skipped = [], []
+            for k, (img, lat) in targets.items():
+                there = existing_output([img, lat or img.with_suffix(".safetensors")], check_names=2 if lat else 1)
+                (skipped if there and not overwrite else todo).append((k, there))
+            grid_due = grid_path is not None and (existing_output([grid_path]) is None or overwrite)
+        except OutputError as e:
+            report.fail(str(path), str(e))
+            continue
+        for _, there in skipped:
+            report.skip(str(there))
+        todo = [k for k, _ in todo]
+        if todo or grid_due:
             yield _Plan(path, rel, targets, todo, grid_path)
 
 
@@ -192,7 +223,7 @@ def photo_latent(
     return Latent(
         zs=zs,
         task="colorize",
-        condition={"source": rel.as_posix(), "gray_sha256": gray_hash},
+        condition={"source": text_name(rel.as_posix()), "gray_sha256": gray_hash},
         image_size=f"{w}x{h}",
         model_sha256=model_sha256,
         extra={"working_size": f"{working_size[1]}x{working_size[0]}", **(extra or {})},
@@ -269,7 +300,11 @@ class _Job:
         text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed)}
         rgb = (self.colour(ab) if rgb is None else rgb)[0]
         atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
-        if latent_path is not None:
+        if latent_path is None:
+            # --overwrite --no-latents: an old latent beside the new image would describe another
+            # colouring (its seed, its z); without --overwrite the output was skipped if it existed
+            image_path.with_suffix(".safetensors").unlink(missing_ok=True)
+        else:
             latent = photo_latent(
                 z,
                 self.plan.rel,
@@ -281,7 +316,7 @@ class _Job:
                 seed=seed,
                 temperature=self.temperature,
             )
-            save_latent(latent_path, latent)
+            write_or_raise(latent_path, save_latent, latent)
 
     def _done(self, report: RunReport, k: int | None, seed: int | None, error: BaseException | None) -> None:
         """Back on the main thread: report output ``k`` (``None``: the contact sheet) as written or failed."""
@@ -297,8 +332,10 @@ def report_write(report: RunReport, source: Path, target: Path, error: BaseExcep
     failed; any other error is a bug and is raised."""
     if error is None:
         report.wrote(str(target), source=str(source), **fields)
+    elif isinstance(error, WriteError):  # the latent beside the image, say
+        report.fail(str(source), f"cannot write {display_name(error.target)} ({error.reason})")
     elif isinstance(error, (OSError, ValueError)):
-        report.fail(str(source), f"cannot write {target} ({getattr(error, 'strerror', None) or error})")
+        report.fail(str(source), f"cannot write {display_name(target)} ({getattr(error, 'strerror', None) or error})")
     else:
         raise error
 
