@@ -143,6 +143,10 @@ class OutputError(Exception):
     the reason, naming the file."""
 
 
+class NameTooLong(OutputError):
+    """An output name above ``NAME_MAX`` bytes: the input's other outputs are as long, so it fails whole."""
+
+
 def existing_output(paths: list[Path], check_names: int | None = None) -> Path | None:
     """The first of ``paths`` that exists (a file or link: the output is skipped without
     ``--overwrite``), or ``None``. Raises ``OutputError`` when one cannot be written: a folder in
@@ -150,7 +154,7 @@ def existing_output(paths: list[Path], check_names: int | None = None) -> Path |
     all: a latent that will not be written needs no legal name)."""
     for i, p in enumerate(paths):
         if (check_names is None or i < check_names) and len(os.fsencode(p.name)) > NAME_MAX:
-            raise OutputError(f"its output name {p.name!r} would be longer than {NAME_MAX} bytes")
+            raise NameTooLong(f"its output name {p.name!r} would be longer than {NAME_MAX} bytes")
         try:
             st = os.lstat(p)
         except (FileNotFoundError, NotADirectoryError):

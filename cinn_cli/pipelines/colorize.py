@@ -24,6 +24,7 @@ from ..photos import PhotoError, encode_image, read_gray
 from ..report import RunReport, display_name
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
 from ..stream import (
+    NameTooLong,
     OutputError,
     Pool,
     TempSweeper,
@@ -113,6 +114,7 @@ class _Plan:
     targets: dict[int, tuple[Path, Path | None]]  # k -> (image, latent or None)
     todo: list[int]
     grid_path: Path | None  # the contact sheet to write, if any
+    latent_only: frozenset[int] = frozenset()  # outputs whose image is there: only the latent is due
 
 
 def colorize_photos(
@@ -141,7 +143,7 @@ def colorize_photos(
     threads behind, while the model runs here; ``shard`` ``(i, N)`` keeps the inputs whose
     relative path hashes to ``i`` (see ``in_shard``). One bad input never stops the run.
     """
-    plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report)
+    plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report, seed, temperature)
     workers = workers or default_workers()
     with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
         # The model loads in a worker while the first photos decode (each takes ~0.15 s here).
@@ -158,7 +160,9 @@ def colorize_photos(
         loading.result()  # a bad model file fails the run even when there was nothing to do
 
 
-def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport) -> Iterator[_Plan]:
+def _plans(
+    source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport, seed: int, temperature: float
+) -> Iterator[_Plan]:
     """The inputs of this shard that need work, lazily.
 
     Without ``--overwrite`` no existing file is ever replaced: an output whose image *or* latent
@@ -167,6 +171,9 @@ def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, repo
     output path stays). With it both are replaced, and ``--no-latents`` removes the old latent
     (see ``_Job._write``). A folder at an output path, or an output name too long for the file
     system, fails that input with the reason.
+
+    One exception completes a killed run: an image this very command made (its PNG text holds
+    the same seed and temperature) whose latent is missing gets only its latent written.
     """
     sweep = TempSweeper()
     for path, rel in select(discover(source, skip=out, report=report), shard, report):
@@ -178,19 +185,48 @@ def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, repo
         }
         grid_path = base / f"{rel.stem}-grid.{fmt}" if make_grid else None
         try:
-            todo, skipped = [], []
+            todo, latent_only = [], set()
             for k, (img, lat) in targets.items():
-                there = existing_output([img, lat or img.with_suffix(".safetensors")], check_names=2 if lat else 1)
-                (skipped if there and not overwrite else todo).append((k, there))
+                try:
+                    there = existing_output([img, lat or img.with_suffix(".safetensors")], check_names=2 if lat else 1)
+                except NameTooLong:
+                    raise
+                except OutputError as e:  # this output fails, the input's others go on
+                    report.fail(str(path), str(e))
+                    continue
+                if (
+                    there == img
+                    and lat
+                    and not lat.exists()
+                    and _made_by(img, derive_seed(seed, rel.as_posix(), k), temperature)
+                ):
+                    latent_only.add(k)
+                    todo.append(k)
+                elif there and not overwrite:
+                    report.skip(str(there))
+                else:
+                    todo.append(k)
             grid_due = grid_path is not None and (existing_output([grid_path]) is None or overwrite)
         except OutputError as e:
             report.fail(str(path), str(e))
             continue
-        for _, there in skipped:
-            report.skip(str(there))
-        todo = [k for k, _ in todo]
         if todo or grid_due:
-            yield _Plan(path, rel, targets, todo, grid_path)
+            yield _Plan(path, rel, targets, todo, grid_path, frozenset(latent_only))
+
+
+def _made_by(image: Path, seed: int, temperature: float) -> bool:
+    """Whether ``image`` is a PNG cinn wrote with this output's ``seed`` and ``temperature``
+    (its text chunks say so): writing its latent then completes it and replaces nothing."""
+    from PIL import Image
+
+    if not image.is_file() or image.suffix != ".png":  # never open a FIFO; only PNG carries text
+        return False
+    try:
+        with Image.open(image) as im:
+            text = getattr(im, "text", {})
+    except Exception:  # not ours, or damaged: it is simply skipped
+        return False
+    return text.get("cinn:seed") == str(seed) and text.get("cinn:temperature") == repr(temperature)
 
 
 def _decode(plan: _Plan) -> tuple[np.ndarray, np.ndarray | None, Tensor, str]:
@@ -298,8 +334,9 @@ class _Job:
         latent, each atomically."""
         image_path, latent_path = self.plan.targets[k]
         text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed)}
-        rgb = (self.colour(ab) if rgb is None else rgb)[0]
-        atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
+        if k not in self.plan.latent_only:
+            rgb = (self.colour(ab) if rgb is None else rgb)[0]
+            atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
         if latent_path is None:
             # --overwrite --no-latents: an old latent beside the new image would describe another
             # colouring (its seed, its z); without --overwrite the output was skipped if it existed
