@@ -448,60 +448,63 @@ def sample(
         from .pipelines.sample import interpolate_latents
 
         report = RunReport("sample --interpolate", json_lines=json_lines, extra={"out": str(out)})
-        try:
-            interpolate_latents(
-                weights=resolve_weights(weights, "mnist"),
-                start=interpolate[0],
-                end=interpolate[1],
-                steps=steps,
-                digits=digits,
-                out=out,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                report=report,
-            )
-        except (ModelFileError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
+        with interruptible(report):
+            try:
+                interpolate_latents(
+                    weights=resolve_weights(weights, "mnist"),
+                    start=interpolate[0],
+                    end=interpolate[1],
+                    steps=steps,
+                    digits=digits,
+                    out=out,
+                    overwrite=overwrite,
+                    device=resolve_device(device),
+                    report=report,
+                )
+            except (ModelFileError, ValueError) as e:
+                raise click.ClickException(str(e)) from None
         sys.exit(report.finish())
     if from_latent:
         report = RunReport("sample --from-latent", json_lines=json_lines, extra={"out": str(out)})
-        try:
-            decode_latents(
-                weights=resolve_weights(weights, "mnist"),
-                sources=list(from_latent),
-                digits=digits,
-                out=out,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                report=report,
-                transfer_temperature=transfer_temperature,
-            )
-        except (ModelFileError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
+        with interruptible(report):
+            try:
+                decode_latents(
+                    weights=resolve_weights(weights, "mnist"),
+                    sources=list(from_latent),
+                    digits=digits,
+                    out=out,
+                    overwrite=overwrite,
+                    device=resolve_device(device),
+                    report=report,
+                    transfer_temperature=transfer_temperature,
+                )
+            except (ModelFileError, ValueError) as e:
+                raise click.ClickException(str(e)) from None
         sys.exit(report.finish())
     seed = new_seed() if seed is None else seed
     report = RunReport("sample", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
-    try:
-        sample_digits(
-            weights=resolve_weights(weights, "mnist"),
-            digits=digits if digits is not None else list(range(10)),
-            n=n,
-            temperature=temperature,
-            seed=seed,
-            out=out,
-            make_grid=grid,
-            latents=latents,
-            overwrite=overwrite,
-            device=resolve_device(device),
-            batch_size=batch_size,
-            report=report,
-        )
-    except (ModelFileError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    except BrokenPipeError:  # stdout's reader went away (--json | head): Click ends quietly, exit 1
-        raise
-    except OSError as e:
-        raise click.ClickException(f"{e.filename or out}: {e.strerror}") from None
+    with interruptible(report):
+        try:
+            sample_digits(
+                weights=resolve_weights(weights, "mnist"),
+                digits=digits if digits is not None else list(range(10)),
+                n=n,
+                temperature=temperature,
+                seed=seed,
+                out=out,
+                make_grid=grid,
+                latents=latents,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                batch_size=batch_size,
+                report=report,
+            )
+        except (ModelFileError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+        except BrokenPipeError:  # stdout's reader went away (--json | head): Click ends quietly, exit 1
+            raise
+        except OSError as e:
+            raise click.ClickException(f"{e.filename or out}: {e.strerror}") from None
     sys.exit(report.finish())
 
 

@@ -260,3 +260,22 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
     assert lines[-1]["event"] == "summary" and lines[-1]["aborted"] is True
     assert lines[-1]["written"] == sum(line["event"] == "written" for line in lines) < 160
     assert b"aborted by SIGTERM" in err
+
+
+# --------------------------------------------------------------------------- MNIST sheets and reports
+
+
+def test_mnist_sheets_are_scaled_and_every_interpolation_file_is_reported(tmp_path):
+    from test_encode import tiny_model_file as mnist_model_file
+
+    mnist = mnist_model_file(tmp_path / "m.safetensors", 0)
+    s = tmp_path / "s"
+    result = invoke("sample", "-d", 3, "-n", 4, "--seed", 1, "--grid", "--weights", mnist, "-o", s)
+    assert result.exit_code == 0, result.output
+    assert Image.open(s / "3-0001.png").size == (28, 28) and Image.open(s / "3-grid.png").size[0] > 200
+    a, b = s / "3-0001.safetensors", s / "3-0002.safetensors"
+    result = invoke("sample", "--interpolate", a, b, "--steps", 3, "--weights", mnist, "-o", tmp_path / "i", "--json")
+    written = [json.loads(line)["path"] for line in result.stdout.splitlines()[:-1]]
+    assert result.exit_code == 0 and len(written) == 4 and "4 written" in result.stderr
+    result = invoke("sample", "--from-latent", a, "-d", "1,2", "--weights", mnist, "-o", tmp_path / "t")
+    assert result.exit_code == 0 and Image.open(tmp_path / "t" / "3-0001-grid.png").size == (4 * 62, 4 * 32)
