@@ -120,26 +120,27 @@ def read_gray(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """
     im = open_image(path)
     alpha = None
-    try:
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            alpha = np.asarray(im.convert("RGBA"))[..., 3].copy()
-        if im.mode.startswith("I;16"):
-            gray = np.asarray(im, dtype=np.float32) / 65535.0
-        elif im.mode in ("I", "F"):
-            gray = np.asarray(im, dtype=np.float32)
-            if not np.isfinite(gray).all():
-                raise PhotoError(f"has NaN or infinite pixel values (mode {im.mode}); refused")
-            top = float(gray.max(initial=0.0))
-            if im.mode == "I":
-                gray = gray / (255.0 if top <= 255 else 65535.0)
-            elif top > 1.5:
-                gray = gray / 255.0
-        else:
-            gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except (ValueError, TypeError, OSError) as e:  # a mode PIL cannot convert
-        if isinstance(e, PhotoError):
-            raise
-        raise PhotoError(f"has pixel mode {im.mode}, which cannot be converted to gray ({e})") from None
+    with np.errstate(all="ignore"):  # odd pixel values: refused or clipped below, not warned about
+        try:
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                alpha = np.asarray(im.convert("RGBA"))[..., 3].copy()
+            if im.mode.startswith("I;16"):
+                gray = np.asarray(im, dtype=np.float32) / 65535.0
+            elif im.mode in ("I", "F"):
+                gray = np.asarray(im, dtype=np.float32)
+                if not np.isfinite(gray).all():
+                    raise PhotoError(f"has NaN or infinite pixel values (mode {im.mode}); refused")
+                top = float(gray.max(initial=0.0))
+                if im.mode == "I":
+                    gray = gray / (255.0 if top <= 255 else 65535.0)
+                elif top > 1.5:
+                    gray = gray / 255.0
+            else:
+                gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        except (ValueError, TypeError, OSError) as e:  # a mode PIL cannot convert
+            if isinstance(e, PhotoError):
+                raise
+            raise PhotoError(f"has pixel mode {im.mode}, which cannot be converted to gray ({e})") from None
     return np.clip(gray, 0.0, 1.0), alpha
 
 

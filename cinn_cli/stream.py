@@ -202,12 +202,30 @@ class TempSweeper:
             remove_stale_temps(folder, self.started)
 
 
-def progress_bar(unit: str = "img"):
+def progress_bar(unit: str = "img", source: str | None = None):
     """A tqdm counter with the rate (images/s) on stderr, shown only when stderr is a terminal, so
-    cron mails, log files and ``2>file`` stay free of carriage-return noise."""
+    cron mails, log files and ``2>file`` stay free of carriage-return noise.
+
+    With ``source`` (a file or folder, not ``-``) its inputs are counted in a background thread
+    (names only, no image opened) and the bar gets that total, hence an ETA, once the count is
+    done: a huge tree still starts at once."""
+    import threading
+
     from tqdm import tqdm
 
-    return tqdm(unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar = tqdm(unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True, leave=False)
+    if not bar.disable and source is not None and source != "-":
+
+        def count() -> None:
+            from .images import discover
+
+            try:
+                bar.total = sum(1 for _ in discover(source))
+            except Exception:  # the count is a nicety: the run itself reports what it meets
+                pass
+
+        threading.Thread(target=count, name="cinn-count", daemon=True).start()
+    return bar
 
 
 class Pool:

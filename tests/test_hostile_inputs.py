@@ -258,7 +258,8 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
     lines = [json.loads(line) for line in (first + rest).decode().splitlines()]
     assert proc.returncode == 143 and b"Traceback" not in err, err
     assert lines[-1]["event"] == "summary" and lines[-1]["aborted"] is True
-    assert lines[-1]["written"] == sum(line["event"] == "written" for line in lines) < 160
+    listed = sum(line["event"] == "written" for line in lines)
+    assert listed <= lines[-1]["written"] <= listed + 1 < 160  # the signal may fall inside one line's print
     assert b"aborted by SIGTERM" in err
 
 
