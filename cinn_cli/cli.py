@@ -90,6 +90,14 @@ def prepare_output_folder(out: Path) -> None:
         raise click.ClickException(f"{out}: the output folder is not writable")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so a run ends as on Ctrl-C (but exits 143, not 130)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 @contextmanager
 def sigterm_as_interrupt():
     """Let SIGTERM (kill, timeout, a scheduler stopping the job) end a run as Ctrl-C does: the
@@ -100,11 +108,61 @@ def sigterm_as_interrupt():
     if threading.current_thread() is not threading.main_thread():  # only the main thread may
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interruptible(report):
+    """Around a batch run: SIGTERM or Ctrl-C stops it, then the summary of what was done is printed
+    (written, skipped, failed; the rest not started; ``--json`` ends with a summary marked
+    ``"aborted": true``) and the exit code is 143 (SIGTERM) or 130 (Ctrl-C), as a shell reports
+    a process killed by that signal."""
+    with sigterm_as_interrupt():
+        try:
+            yield
+        except KeyboardInterrupt as e:
+            sys.exit(report.finish(aborted_by="SIGTERM" if isinstance(e, Terminated) else "SIGINT"))
+
+
+@contextmanager
+def output_folder(source: str, out: Path):
+    """Check that OUT can be used with IN, create it, and remove it again (when this run made it
+    and it is still empty) if the run then fails on usage or on its first check, so a mistyped
+    command leaves nothing behind.
+
+    OUT = IN, or IN inside OUT, is refused (exit 2): outputs would land among the inputs, a rerun
+    would take them for inputs, and a photo named like an output (d-1.png) could be replaced. OUT
+    inside IN is allowed: the listing never enters OUT (``discover``'s ``skip``)."""
+    if source != "-" and Path(source).is_dir():
+        src, dst = Path(source).resolve(), out.resolve()
+        if src == dst or dst in src.parents:
+            raise click.BadParameter(
+                f"{out} is {'the input folder' if src == dst else 'a folder holding the input folder'}; "
+                "write the outputs to another folder (a rerun would take them for inputs)",
+                param_hint="OUT",
+            )
+    made = None  # the outermost folder this run creates
+    for p in (out, *out.absolute().parents):
+        if p.exists():
+            break
+        made = p
+    prepare_output_folder(out)
+    try:
+        yield
+    except click.ClickException:
+        if made is not None:
+            for p in (out.absolute(), *out.absolute().parents):
+                try:
+                    p.rmdir()  # only succeeds on an empty folder
+                except OSError:
+                    break
+                if p == made.absolute():
+                    break
+        raise
 
 
 def _version() -> str:
@@ -415,60 +473,63 @@ def sample(
         from .pipelines.sample import interpolate_latents
 
         report = RunReport("sample --interpolate", json_lines=json_lines, extra={"out": str(out)})
-        try:
-            interpolate_latents(
-                weights=resolve_weights(weights, "mnist"),
-                start=interpolate[0],
-                end=interpolate[1],
-                steps=steps,
-                digits=digits,
-                out=out,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                report=report,
-            )
-        except (ModelFileError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
+        with interruptible(report):
+            try:
+                interpolate_latents(
+                    weights=resolve_weights(weights, "mnist"),
+                    start=interpolate[0],
+                    end=interpolate[1],
+                    steps=steps,
+                    digits=digits,
+                    out=out,
+                    overwrite=overwrite,
+                    device=resolve_device(device),
+                    report=report,
+                )
+            except (ModelFileError, ValueError) as e:
+                raise click.ClickException(str(e)) from None
         sys.exit(report.finish())
     if from_latent:
         report = RunReport("sample --from-latent", json_lines=json_lines, extra={"out": str(out)})
-        try:
-            decode_latents(
-                weights=resolve_weights(weights, "mnist"),
-                sources=list(from_latent),
-                digits=digits,
-                out=out,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                report=report,
-                transfer_temperature=transfer_temperature,
-            )
-        except (ModelFileError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
+        with interruptible(report):
+            try:
+                decode_latents(
+                    weights=resolve_weights(weights, "mnist"),
+                    sources=list(from_latent),
+                    digits=digits,
+                    out=out,
+                    overwrite=overwrite,
+                    device=resolve_device(device),
+                    report=report,
+                    transfer_temperature=transfer_temperature,
+                )
+            except (ModelFileError, ValueError) as e:
+                raise click.ClickException(str(e)) from None
         sys.exit(report.finish())
     seed = new_seed() if seed is None else seed
     report = RunReport("sample", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
-    try:
-        sample_digits(
-            weights=resolve_weights(weights, "mnist"),
-            digits=digits if digits is not None else list(range(10)),
-            n=n,
-            temperature=temperature,
-            seed=seed,
-            out=out,
-            make_grid=grid,
-            latents=latents,
-            overwrite=overwrite,
-            device=resolve_device(device),
-            batch_size=batch_size,
-            report=report,
-        )
-    except (ModelFileError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    except BrokenPipeError:  # stdout's reader went away (--json | head): Click ends quietly, exit 1
-        raise
-    except OSError as e:
-        raise click.ClickException(f"{e.filename or out}: {e.strerror}") from None
+    with interruptible(report):
+        try:
+            sample_digits(
+                weights=resolve_weights(weights, "mnist"),
+                digits=digits if digits is not None else list(range(10)),
+                n=n,
+                temperature=temperature,
+                seed=seed,
+                out=out,
+                make_grid=grid,
+                latents=latents,
+                overwrite=overwrite,
+                device=resolve_device(device),
+                batch_size=batch_size,
+                report=report,
+            )
+        except (ModelFileError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+        except BrokenPipeError:  # stdout's reader went away (--json | head): Click ends quietly, exit 1
+            raise
+        except OSError as e:
+            raise click.ClickException(f"{e.filename or out}: {e.strerror}") from None
     sys.exit(report.finish())
 
 
@@ -518,12 +579,19 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, work_size, 
               (the same photo: its colours back; another photo: colour transfer).
     """
     from .report import RunReport
-    from .storage import ModelFileError, read_model_info, resolve_weights
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
-    prepare_output_folder(out)
     report = RunReport("encode", json_lines=json_lines, extra={"out": str(out)})
+    with output_folder(source, out), interruptible(report):
+        _encode(report, source, out, model, digit, verify, overwrite, batch_size, work_size, device, workers, shard)
+    sys.exit(report.finish())
+
+
+def _encode(report, source, out, model, digit, verify, overwrite, batch_size, work_size, device, workers, shard):
+    """The body of ``cinn encode``: the model's task picks the pipeline."""
+    from .storage import ModelFileError, read_model_info, resolve_weights
+
     try:
         weights = resolve_weights(model, "mnist")
         task = read_model_info(weights).task
@@ -538,24 +606,22 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, work_size, 
             workers=workers,
             shard=shard,
         )
-        with sigterm_as_interrupt():
-            if task == "colorize":
-                if digit is not None:
-                    raise click.UsageError("--digit applies to MNIST models only")
-                from .pipelines.colorize_latents import encode_photos
+        if task == "colorize":
+            if digit is not None:
+                raise click.UsageError("--digit applies to MNIST models only")
+            from .pipelines.colorize_latents import encode_photos
 
-                encode_photos(work_size=work_size, **common)
-            elif task == "mnist":
-                if work_size is not None:
-                    raise click.UsageError("--work-size applies to colorize models only")
-                from .pipelines.encode import encode_digits
+            encode_photos(work_size=work_size, **common)
+        elif task == "mnist":
+            if work_size is not None:
+                raise click.UsageError("--work-size applies to colorize models only")
+            from .pipelines.encode import encode_digits
 
-                encode_digits(digit=digit, batch_size=batch_size, **common)
-            else:
-                raise ModelFileError(f"{weights}: a {task!r} model; cinn encode takes mnist or colorize models")
+            encode_digits(digit=digit, batch_size=batch_size, **common)
+        else:
+            raise ModelFileError(f"{weights}: a {task!r} model; cinn encode takes mnist or colorize models")
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    sys.exit(report.finish())
 
 
 # --------------------------------------------------------------------------- colorize
@@ -648,82 +714,74 @@ def colorize(
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
-    prepare_output_folder(out)
     seed = new_seed() if seed is None else seed
     report = RunReport("colorize", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
-    if from_latents:
-        from click.core import ParameterSource
-
-        ctx = click.get_current_context()
-        flags = {"n": "-n", "make_grid": "--grid", "batch_size": "--batch-size"}
-        given = [f for name, f in flags.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
-        if given:
-            raise click.UsageError(
-                f"{' and '.join(given)} cannot be used with --from-latent (one output per input and latent; "
-                "vary --seed for other draws of the resampled levels)"
-            )
-        drawing = {"temperature": "-t/--temperature", "level_temperatures": "--level-temperatures"}
-        given = [f for name, f in drawing.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
-        if given and transfer_levels.strip().lower() == "all":
-            raise click.UsageError(
-                f"{' and '.join(given)} only scale the levels drawn anew, and --transfer-levels all draws none "
-                "(give one weight per level, e.g. 0,0.3,1)"
-            )
-        from .pipelines.colorize_latents import TransferLevelsError, colorize_from_latents
-
-        try:
-            with sigterm_as_interrupt():
-                colorize_from_latents(
-                    weights=weights,
-                    source=source,
-                    latent_sources=[str(p) for p in from_latents],
-                    out=out,
-                    levels=transfer_levels,
-                    temperature=temperature,
-                    seed=seed,
-                    fmt=fmt,
-                    latents=latents,
-                    overwrite=overwrite,
-                    device=resolve_device(device),
-                    report=report,
-                    workers=workers,
-                    shard=shard,
-                    work_size=work_size,
-                    level_temperatures=level_temperatures,
+    options = dict(
+        weights=weights,
+        source=source,
+        out=out,
+        temperature=temperature,
+        seed=seed,
+        fmt=fmt,
+        latents=latents,
+        overwrite=overwrite,
+        report=report,
+        workers=workers,
+        shard=shard,
+        work_size=work_size,
+        level_temperatures=level_temperatures,
+    )
+    with output_folder(source, out), interruptible(report):
+        if from_latents:
+            _colorize_from_latents(from_latents, transfer_levels, device, options)
+        else:
+            try:
+                colorize_photos(
+                    n=n, make_grid=make_grid, device=resolve_device(device), batch_size=batch_size, **options
                 )
-        except TransferLevelsError as e:
-            raise click.BadParameter(str(e), param_hint="--transfer-levels") from None
-        except LevelTemperaturesError as e:
-            raise click.BadParameter(str(e), param_hint="--level-temperatures") from None
-        except (ModelFileError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
-        sys.exit(report.finish())
+            except LevelTemperaturesError as e:
+                raise click.BadParameter(str(e), param_hint="--level-temperatures") from None
+            except (ModelFileError, ValueError) as e:
+                raise click.ClickException(str(e)) from None
+    sys.exit(report.finish())
+
+
+def _colorize_from_latents(from_latents, transfer_levels: str, device: str, options: dict) -> None:
+    """``cinn colorize --from-latent``: refuse the options that do not apply, then decode."""
+    from click.core import ParameterSource
+
+    from .pipelines.colorize import LevelTemperaturesError
+    from .pipelines.colorize_latents import TransferLevelsError, colorize_from_latents
+    from .storage import ModelFileError
+
+    ctx = click.get_current_context()
+    flags = {"n": "-n", "make_grid": "--grid", "batch_size": "--batch-size"}
+    given = [f for name, f in flags.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(
+            f"{' and '.join(given)} cannot be used with --from-latent (one output per input and latent; "
+            "vary --seed for other draws of the resampled levels)"
+        )
+    drawing = {"temperature": "-t/--temperature", "level_temperatures": "--level-temperatures"}
+    given = [f for name, f in drawing.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if given and transfer_levels.strip().lower() == "all":
+        raise click.UsageError(
+            f"{' and '.join(given)} only scale the levels drawn anew, and --transfer-levels all draws none "
+            "(give one weight per level, e.g. 0,0.3,1)"
+        )
     try:
-        with sigterm_as_interrupt():
-            colorize_photos(
-                weights=weights,
-                source=source,
-                out=out,
-                n=n,
-                temperature=temperature,
-                seed=seed,
-                fmt=fmt,
-                make_grid=make_grid,
-                latents=latents,
-                overwrite=overwrite,
-                device=resolve_device(device),
-                batch_size=batch_size,
-                report=report,
-                workers=workers,
-                shard=shard,
-                work_size=work_size,
-                level_temperatures=level_temperatures,
-            )
+        colorize_from_latents(
+            latent_sources=[str(p) for p in from_latents],
+            levels=transfer_levels,
+            device=resolve_device(device),
+            **options,
+        )
+    except TransferLevelsError as e:
+        raise click.BadParameter(str(e), param_hint="--transfer-levels") from None
     except LevelTemperaturesError as e:
         raise click.BadParameter(str(e), param_hint="--level-temperatures") from None
     except (ModelFileError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    sys.exit(report.finish())
 
 
 # --------------------------------------------------------------------------- train

@@ -79,47 +79,67 @@ def grid(tiles: list[np.ndarray], columns: int | None = None, pad: int = 2, back
     return sheet
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+def image_suffixes() -> frozenset[str]:
+    """Every suffix Pillow can decode (``.png``, ``.ppm``, ``.tga``, ``.tif`` ...): a folder scan
+    takes what we can read, not a fixed list. PIL is imported only when a folder is scanned."""
+    from PIL import Image
+
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
 def discover(
-    source: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, stdin=None, skip: Path | None = None
+    source: str, suffixes: tuple[str, ...] | None = None, stdin=None, skip: Path | None = None, report=None
 ) -> Iterator[tuple[Path, Path]]:
     """Inputs as ``(path, relative path)`` pairs, sorted, yielded lazily.
 
     ``source`` is a file (relative path = its name), a folder (searched recursively; relative
-    paths mirror its sub-folders; only files with ``suffixes``, hidden files and folders skipped;
-    symlinked folders are not followed, which also rules out loops) or ``-`` (one path per line
-    on ``stdin``, each yielded as soon as it is read; relative to nothing, so its name is used).
-    A folder is listed one sub-folder at a time, so a huge tree starts at once and never sits in
-    memory; the order equals sorting all relative paths (part by part). ``skip`` is a folder not
-    to enter: the output folder, when it lies inside the input folder, so a run never takes its
-    own (or an earlier run's) outputs for inputs.
+    paths mirror its sub-folders; only files with ``suffixes``, by default every format Pillow
+    reads; hidden files and folders skipped; symlinked folders are not followed, which also rules
+    out loops) or ``-`` (one path per line on ``stdin``, each yielded as soon as it is read;
+    relative to nothing, so its name is used). A folder is listed one sub-folder at a time, so a
+    huge tree starts at once and never sits in memory; the order equals sorting all relative
+    paths (part by part). ``skip`` is a folder not to enter.
+
+    Every entry with a wanted suffix that is not a folder is yielded, links that loop or dangle
+    and FIFOs included: reading it then fails with its own reason, and the walk goes on.
+    ``report`` (a ``RunReport``, optional) counts files skipped for their suffix and is told of
+    sub-folders that cannot be listed.
     """
     if source == "-":
         for line in stdin if stdin is not None else sys.stdin:
-            if line.strip():
-                path = Path(line.strip())
+            name = line.rstrip("\r\n")  # only the line end: ' lead.png' is a legal name
+            if name.strip():
+                path = Path(name)
                 yield path, Path(path.name)
         return
     root = Path(source)
     if not root.is_dir():
         yield root, Path(root.name)
         return
-    yield from _walk(root, root, suffixes, skip.resolve() if skip is not None else None)
+    wanted = frozenset(suffixes) if suffixes is not None else image_suffixes()
+    yield from _walk(root, root, wanted, skip.resolve() if skip is not None else None, report)
 
 
-def _walk(folder: Path, root: Path, suffixes: tuple[str, ...], skip: Path | None) -> Iterator[tuple[Path, Path]]:
+def _walk(folder: Path, root: Path, suffixes: frozenset[str], skip: Path | None, report) -> Iterator[tuple[Path, Path]]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:  # an unreadable sub-folder is skipped, as Path.rglob does
+    except OSError as e:  # an unreadable sub-folder fails itself, not the run
+        if report is not None:
+            report.fail(str(folder), f"cannot be listed ({e.strerror or e})")
         return
     for e in entries:
         if e.name.startswith("."):
             continue
-        if e.is_dir(follow_symlinks=False):
+        try:
+            is_dir = e.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
             if skip is None or Path(e.path).resolve() != skip:
-                yield from _walk(Path(e.path), root, suffixes, skip)
-        elif e.is_file() and os.path.splitext(e.name)[1].lower() in suffixes:
+                yield from _walk(Path(e.path), root, suffixes, skip, report)
+        elif os.path.splitext(e.name)[1].lower() in suffixes:
             path = Path(e.path)
             yield path, path.relative_to(root)
+        elif report is not None:
+            report.not_image()

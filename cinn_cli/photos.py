@@ -11,8 +11,10 @@ the output keeps that gray's Lab lightness exactly.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -25,9 +27,18 @@ from .images import png_bytes
 # refuses them all with a reason, so the warning would be noise on stderr. (A process-wide filter:
 # catch_warnings() is not thread-safe, and images are decoded in worker threads.)
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Likewise PIL's notes on damaged metadata ("Corrupt EXIF data", odd TIFF tags) and numpy's
+# RuntimeWarnings on odd pixel values: the image either decodes (the warning is noise beside our
+# own lines) or fails with our own one-line reason; NaN pixels are refused by read_gray.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"(PIL|numpy)\.")
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's default, 89.5 M: a 12,000 x 7,450 photo still fits
+# The colorize model's working size keeps the aspect ratio at a fixed short side, so a 1x4000 strip
+# would run it at 64x256000 (minutes, gigabytes). Every command refuses such inputs from the
+# header, in the one reader (open_image). Panoramas (10:1) pass.
+MAX_ASPECT = 32
 
 
 class PhotoError(ValueError):
@@ -41,7 +52,12 @@ def open_image(path: Path):
     small file can declare a huge size (a decompression bomb) and would take gigabytes.
     """
     try:
-        if os.stat(path).st_size == 0:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise PhotoError("is a folder, not an image")
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block open() or never end
+            raise PhotoError("is not a regular file (a FIFO, socket or device); skipped")
+        if st.st_size == 0:
             raise PhotoError("is empty (0 bytes)")
         with Image.open(path) as im:
             _check_size(*im.size)
@@ -50,20 +66,30 @@ def open_image(path: Path):
     except PhotoError:
         raise
     except FileNotFoundError:
-        raise PhotoError("no such file") from None
+        raise PhotoError("is a broken symbolic link" if os.path.islink(path) else "no such file") from None
     except IsADirectoryError:
         raise PhotoError("is a folder, not an image") from None
     except PermissionError:
         raise PhotoError("cannot be read (permission denied)") from None
     except Image.DecompressionBombError:
         raise PhotoError(f"declares more than {MAX_PIXELS:,} pixels (a decompression bomb?); refused") from None
-    except UnidentifiedImageError:
-        raise PhotoError("is not an image this tool can read") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise PhotoError("is a symbolic link loop") from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise PhotoError("has a name too long for this file system") from None
+        if isinstance(e, UnidentifiedImageError):
+            raise PhotoError("is not an image this tool can read") from None
+        if e.errno is not None:  # an I/O error of the file system, not of the data
+            raise PhotoError(f"cannot be read ({e.strerror or e})") from None
+        raise PhotoError(f"cannot be decoded ({e})") from None
     except Exception as e:  # truncated or corrupt data: PIL's decoders raise many types
         raise PhotoError(f"cannot be decoded ({getattr(e, 'strerror', None) or e})") from None
 
 
 def _check_size(width: int, height: int) -> None:
+    if min(width, height) < 1 or max(width, height) > MAX_ASPECT * min(width, height):
+        raise PhotoError(f"is {width}x{height}: an aspect ratio above {MAX_ASPECT}:1 is not supported")
     if width * height > MAX_PIXELS:
         raise PhotoError(
             f"is {width}x{height} = {width * height:,} pixels, above the limit of {MAX_PIXELS:,} "
@@ -85,23 +111,36 @@ def read_rgb(path: Path, max_short: int | None = None):
 def read_gray(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``(gray (H, W) float32 in [0, 1], alpha (H, W) uint8 or None)``.
 
-    16-bit grayscale keeps its precision (PIL's ``convert('L')`` would clip it); palette, RGB,
-    CMYK etc. go through ``convert('L')``; an alpha channel (or palette transparency) is returned
-    so the output can carry it.
+    Value ranges by pixel mode (a mode carries no range of its own, so it is read from the data):
+    ``I;16*`` is 0-65535; ``I`` (32-bit) is 0-255 when its maximum is at most 255 (what PIL's
+    ``convert('I')`` of an 8-bit image gives), else 0-65535; ``F`` (float) is 0-1 when its
+    maximum is at most 1.5, else 0-255. Values outside the range are clipped; a float image with
+    NaN or infinite pixels is refused. Palette, RGB, CMYK etc. go through ``convert('L')``; an
+    alpha channel (or palette transparency) is returned so the output can carry it.
     """
     im = open_image(path)
     alpha = None
-    try:
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            alpha = np.asarray(im.convert("RGBA"))[..., 3].copy()
-        if im.mode.startswith("I;16") or im.mode == "I":
-            gray = np.asarray(im, dtype=np.float32) / 65535.0
-        elif im.mode == "F":
-            gray = np.asarray(im, dtype=np.float32)
-        else:
-            gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except (ValueError, TypeError, OSError) as e:  # a mode PIL cannot convert
-        raise PhotoError(f"has pixel mode {im.mode}, which cannot be converted to gray ({e})") from None
+    with np.errstate(all="ignore"):  # odd pixel values: refused or clipped below, not warned about
+        try:
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                alpha = np.asarray(im.convert("RGBA"))[..., 3].copy()
+            if im.mode.startswith("I;16"):
+                gray = np.asarray(im, dtype=np.float32) / 65535.0
+            elif im.mode in ("I", "F"):
+                gray = np.asarray(im, dtype=np.float32)
+                if not np.isfinite(gray).all():
+                    raise PhotoError(f"has NaN or infinite pixel values (mode {im.mode}); refused")
+                top = float(gray.max(initial=0.0))
+                if im.mode == "I":
+                    gray = gray / (255.0 if top <= 255 else 65535.0)
+                elif top > 1.5:
+                    gray = gray / 255.0
+            else:
+                gray = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        except (ValueError, TypeError, OSError) as e:  # a mode PIL cannot convert
+            if isinstance(e, PhotoError):
+                raise
+            raise PhotoError(f"has pixel mode {im.mode}, which cannot be converted to gray ({e})") from None
     return np.clip(gray, 0.0, 1.0), alpha
 
 

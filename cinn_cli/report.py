@@ -1,12 +1,14 @@
 """The end-of-run summary (stderr, or JSON on stdout) and the exit code that tells the truth.
 
 Exit codes: 0 everything was written or already there, 1 some inputs failed (each is named with
-its reason), 2 usage errors (raised by Click before any work).
+its reason), 2 usage errors (raised by Click before any work), 130 interrupted by Ctrl-C (SIGINT)
+and 143 by SIGTERM (128 + the signal, as shells report it): the summary is printed either way.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,34 +22,43 @@ class RunReport:
     skipped: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    not_images: int = 0  # folder entries skipped for their suffix
 
     def wrote(self, path: str, **fields: Any) -> None:
         self.written += 1
         if self.json_lines:
-            emit_json({"event": "written", "path": str(path), **fields})
+            fields = {k: display_name(v) if k == "source" else v for k, v in fields.items()}
+            emit_json({"event": "written", "path": display_name(path), **fields})
 
     def skip(self, path: str) -> None:
         self.skipped += 1
         if self.json_lines:
-            emit_json({"event": "skipped", "path": str(path), "reason": "exists (use --overwrite)"})
+            emit_json({"event": "skipped", "path": display_name(path), "reason": "exists (use --overwrite)"})
+
+    def not_image(self) -> None:
+        self.not_images += 1
 
     def fail(self, path: str, reason: str) -> None:
-        self.failures.append((str(path), reason))
+        self.failures.append((display_name(path), reason))
         if self.json_lines:
-            emit_json({"event": "failed", "path": str(path), "reason": reason})
+            emit_json({"event": "failed", "path": display_name(path), "reason": reason})
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failures else 0
 
-    def finish(self) -> int:
-        """Print the summary (stderr; plus a JSON object on stdout with ``--json``)."""
+    def finish(self, aborted_by: str | None = None) -> int:
+        """Print the summary (stderr; plus a JSON object on stdout with ``--json``) and return the
+        exit code; ``aborted_by`` ``"SIGINT"`` or ``"SIGTERM"`` marks an interrupted run (its
+        summary says ``"aborted": true``; inputs not reached are neither written nor failed)."""
         summary = {
             "event": "summary",
             "command": self.command,
             "written": self.written,
             "skipped": self.skipped,
             "failed": len(self.failures),
+            "not_images": self.not_images,
+            **({"aborted": True, "signal": aborted_by} if aborted_by else {}),
             **self.extra,
         }
         if self.json_lines:
@@ -63,11 +74,25 @@ class RunReport:
             f"{self.skipped} skipped (already there)",
             f"{len(self.failures)} failed",
         ]
-        if not (self.written or self.skipped or self.failures):  # an empty folder, a typo'd glob, an empty shard
+        if self.not_images:
+            parts.append(f"{self.not_images} skipped (not an image)")
+        if aborted_by:
+            console.print(f"[yellow]aborted[/yellow] by {aborted_by}: inputs not reached were not started")
+        elif not (self.written or self.skipped or self.failures):  # an empty folder, a typo'd glob, an empty shard
             console.print("[yellow]warning[/yellow]: no inputs, nothing to do")
         extra = ", ".join(f"{k} {v}" for k, v in self.extra.items())
         console.print(escape(f"cinn {self.command}: " + ", ".join(parts) + (f"; {extra}" if extra else "")))
+        if aborted_by:
+            return 143 if aborted_by == "SIGTERM" else 130
         return self.exit_code
+
+
+def display_name(path: Any) -> str:
+    """A path as one line of valid UTF-8 for messages and JSON: bytes that are not UTF-8 become
+    ``\\xNN`` escapes (losslessly), and a name with a line break or other control character is
+    quoted (``repr``), so one failure is always one line."""
+    text = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    return repr(text) if any(ord(c) < 32 or ord(c) == 127 for c in text) else text
 
 
 def emit_json(obj: dict[str, Any]) -> None:

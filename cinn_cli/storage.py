@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -74,7 +75,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A short fixed-length temporary name (".cinn-tmp-" + 8 random characters), not one built from
+    # the target's: a legal 250-byte name must not become an illegal 264-byte one while it is
+    # written. remove_stale_temps recognises the pattern after a SIGKILL.
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -85,6 +89,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+TEMP_PREFIX = ".cinn-tmp-"
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"[a-z0-9_]{8}")
+
+
+def remove_stale_temps(folder: str | os.PathLike, before: float) -> None:
+    """Remove our own temporary files that a killed run (SIGKILL, power loss) left in ``folder``:
+    only names of exactly ``atomic_write_bytes``'s pattern, only regular files, and only those
+    last modified before ``before`` (this run's start), so a file another run is writing right now
+    is left alone. Never anything else: a user's file never matches the pattern."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder yet, or unreadable: nothing of ours to remove
+        return
+    for e in entries:
+        if _TEMP_NAME.fullmatch(e.name):
+            try:
+                if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < before:
+                    os.unlink(e.path)
+            except OSError:
+                pass  # gone already, or not ours to remove
 
 
 def canonical_safetensors(data: bytes) -> bytes:

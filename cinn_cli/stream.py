@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -133,12 +135,97 @@ def select(items: Iterable[tuple[Path, Path]], shard: tuple[int, int] | None, re
         yield path, rel
 
 
-def progress_bar(unit: str = "img"):
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
+
+class OutputError(Exception):
+    """An output that cannot be written at all (a folder there, a name too long); the message is
+    the reason, naming the file."""
+
+
+class NameTooLong(OutputError):
+    """An output name above ``NAME_MAX`` bytes: the input's other outputs are as long, so it fails whole."""
+
+
+def existing_output(paths: list[Path], check_names: int | None = None) -> Path | None:
+    """The first of ``paths`` that exists (a file or link: the output is skipped without
+    ``--overwrite``), or ``None``. Raises ``OutputError`` when one cannot be written: a folder in
+    its place, or a name above ``NAME_MAX`` bytes (of the first ``check_names`` paths, default
+    all: a latent that will not be written needs no legal name)."""
+    for i, p in enumerate(paths):
+        if (check_names is None or i < check_names) and len(os.fsencode(p.name)) > NAME_MAX:
+            raise NameTooLong(f"its output name {p.name!r} would be longer than {NAME_MAX} bytes")
+        try:
+            st = os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise OutputError(f"cannot check {p} ({e.strerror or e})") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"cannot write {p}: is a directory")
+        return p
+    return None
+
+
+class WriteError(Exception):
+    """Writing ``target`` (one of an input's several files, e.g. its latent beside its image)
+    failed for ``reason``: carried to the report so the failure names the file that failed."""
+
+    def __init__(self, target: Path, reason: str):
+        super().__init__(f"cannot write {target} ({reason})")
+        self.target, self.reason = target, reason
+
+
+def write_or_raise(target: Path, write: Callable[..., None], *args) -> None:
+    """``write(target, *args)``; an OSError or ValueError (a name the metadata refuses) becomes a
+    ``WriteError`` naming ``target``."""
+    try:
+        write(target, *args)
+    except (OSError, ValueError) as e:
+        raise WriteError(target, getattr(e, "strerror", None) or str(e)) from None
+
+
+class TempSweeper:
+    """Removes our stale temporary files (``storage.remove_stale_temps``) from each output
+    folder once, the first time a run plans an output there: lazily, so a huge tree is not
+    walked up front, and only folders this run writes into."""
+
+    def __init__(self):
+        self.started = time.time()
+        self.seen: set[Path] = set()
+
+    def __call__(self, folder: Path) -> None:
+        if folder not in self.seen:
+            from .storage import remove_stale_temps
+
+            self.seen.add(folder)
+            remove_stale_temps(folder, self.started)
+
+
+def progress_bar(unit: str = "img", source: str | None = None):
     """A tqdm counter with the rate (images/s) on stderr, shown only when stderr is a terminal, so
-    cron mails, log files and ``2>file`` stay free of carriage-return noise."""
+    cron mails, log files and ``2>file`` stay free of carriage-return noise.
+
+    With ``source`` (a file or folder, not ``-``) its inputs are counted in a background thread
+    (names only, no image opened) and the bar gets that total, hence an ETA, once the count is
+    done: a huge tree still starts at once."""
+    import threading
+
     from tqdm import tqdm
 
-    return tqdm(unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar = tqdm(unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True, leave=False)
+    if not bar.disable and source is not None and source != "-":
+
+        def count() -> None:
+            from .images import discover
+
+            try:
+                bar.total = sum(1 for _ in discover(source))
+            except Exception:  # the count is a nicety: the run itself reports what it meets
+                pass
+
+        threading.Thread(target=count, name="cinn-count", daemon=True).start()
+    return bar
 
 
 class Pool:

@@ -70,7 +70,8 @@ def test_decode_under_other_digits_writes_one_image_per_digit(setup, tmp_path):
     result = invoke("sample", "--from-latent", tmp_path / "z", "-d", "0-9", "--weights", weights, "-o", tmp_path / "st")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "st").iterdir())
-    assert names == sorted(f"img {k}-{d}.png" for k in range(2) for d in range(10))
+    sheets = [f"img {k}-grid.png" for k in range(2)]  # one row: the style under every digit
+    assert names == sorted([f"img {k}-{d}.png" for k in range(2) for d in range(10)] + sheets)
     a, b = (np.asarray(Image.open(tmp_path / "st" / f"img 0-{d}.png")) for d in (1, 8))
     assert not np.array_equal(a, b)
 

@@ -21,9 +21,22 @@ from ..color import LabColourer, gray_to_lightness, resize
 from ..images import discover, grid
 from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
-from ..report import RunReport
+from ..report import RunReport, display_name
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
-from ..stream import Pool, default_workers, progress_bar, readable, select, shared_cores
+from ..stream import (
+    NameTooLong,
+    OutputError,
+    Pool,
+    TempSweeper,
+    WriteError,
+    default_workers,
+    existing_output,
+    progress_bar,
+    readable,
+    select,
+    shared_cores,
+    write_or_raise,
+)
 from .sample import provenance_text
 
 
@@ -35,9 +48,6 @@ NO_SHIPPED_MODEL = (
     "no shipped colorization model yet; train one with cinn train colorize --data DIR --out FILE or pass --weights FILE"
 )
 GRID_TILE = 256  # long side of each tile in a contact sheet
-# The working size keeps the aspect ratio at a fixed short side, so a 1x4000 strip would run the
-# model at 64x256000 (minutes, gigabytes); such inputs are refused. Panoramas (10:1) pass.
-MAX_ASPECT = 32
 
 
 def load_colorize_model(
@@ -116,6 +126,7 @@ class _Plan:
     targets: dict[int, tuple[Path, Path | None]]  # k -> (image, latent or None)
     todo: list[int]
     grid_path: Path | None  # the contact sheet to write, if any
+    latent_only: frozenset[int] = frozenset()  # outputs whose image is there: only the latent is due
 
 
 def colorize_photos(
@@ -144,9 +155,9 @@ def colorize_photos(
     threads behind, while the model runs here; ``shard`` ``(i, N)`` keeps the inputs whose
     relative path hashes to ``i`` (see ``in_shard``). One bad input never stops the run.
     """
-    plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report)
+    plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report, seed, temperature)
     workers = workers or default_workers()
-    with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
+    with shared_cores(device, workers), Pool(workers) as pool, progress_bar(source=source) as bar:
         # The model loads in a worker while the first photos decode (each takes ~0.15 s here).
         loading = pool.submit(load_colorize_model, weights, device, work_size, level_temperatures)
         for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):
@@ -161,28 +172,78 @@ def colorize_photos(
         loading.result()  # a bad model file fails the run even when there was nothing to do
 
 
-def _plans(source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport) -> Iterator[_Plan]:
-    """The inputs of this shard that need work, lazily; outputs already there are reported skipped."""
-    for path, rel in select(discover(source, skip=out), shard, report):
+def _plans(
+    source, out: Path, n, fmt, make_grid, latents, overwrite, shard, report: RunReport, seed: int, temperature: float
+) -> Iterator[_Plan]:
+    """The inputs of this shard that need work, lazily.
+
+    Without ``--overwrite`` no existing file is ever replaced: an output whose image *or* latent
+    is already there is skipped whole ("skipped (already there)"), even when the other one is
+    missing (a rerun without ``--no-latents`` keeps a picked favourite; a user's own file at an
+    output path stays). With it both are replaced, and ``--no-latents`` removes the old latent
+    (see ``_Job._write``). A folder at an output path, or an output name too long for the file
+    system, fails that input with the reason.
+
+    One exception completes a killed run: an image this very command made (its PNG text holds
+    the same seed and temperature) whose latent is missing gets only its latent written.
+    """
+    sweep = TempSweeper()
+    for path, rel in select(discover(source, skip=out, report=report), shard, report):
         base = out / rel.parent
+        sweep(base)
         targets = {
             k: (base / f"{rel.stem}-{k}.{fmt}", base / f"{rel.stem}-{k}.safetensors" if latents else None)
             for k in range(1, n + 1)
         }
-        todo = [k for k, (img, lat) in targets.items() if overwrite or not img.exists() or (lat and not lat.exists())]
-        for k in sorted(set(targets) - set(todo)):
-            report.skip(str(targets[k][0]))
         grid_path = base / f"{rel.stem}-grid.{fmt}" if make_grid else None
-        if todo or (grid_path is not None and (overwrite or not grid_path.exists())):
-            yield _Plan(path, rel, targets, todo, grid_path)
+        try:
+            todo, latent_only = [], set()
+            for k, (img, lat) in targets.items():
+                try:
+                    there = existing_output([img, lat or img.with_suffix(".safetensors")], check_names=2 if lat else 1)
+                except NameTooLong:
+                    raise
+                except OutputError as e:  # this output fails, the input's others go on
+                    report.fail(str(path), str(e))
+                    continue
+                if (
+                    there == img
+                    and lat
+                    and not lat.exists()
+                    and _made_by(img, derive_seed(seed, rel.as_posix(), k), temperature)
+                ):
+                    latent_only.add(k)
+                    todo.append(k)
+                elif there and not overwrite:
+                    report.skip(str(there))
+                else:
+                    todo.append(k)
+            grid_due = grid_path is not None and (existing_output([grid_path]) is None or overwrite)
+        except OutputError as e:
+            report.fail(str(path), str(e))
+            continue
+        if todo or grid_due:
+            yield _Plan(path, rel, targets, todo, grid_path, frozenset(latent_only))
+
+
+def _made_by(image: Path, seed: int, temperature: float) -> bool:
+    """Whether ``image`` is a PNG cinn wrote with this output's ``seed`` and ``temperature``
+    (its text chunks say so): writing its latent then completes it and replaces nothing."""
+    from PIL import Image
+
+    if not image.is_file() or image.suffix != ".png":  # never open a FIFO; only PNG carries text
+        return False
+    try:
+        with Image.open(image) as im:
+            text = getattr(im, "text", {})
+    except Exception:  # not ours, or damaged: it is simply skipped
+        return False
+    return text.get("cinn:seed") == str(seed) and text.get("cinn:temperature") == repr(temperature)
 
 
 def _decode(plan: _Plan) -> tuple[np.ndarray, np.ndarray | None, Tensor, str]:
     """In a worker thread: ``(gray, alpha, L (1, 1, H, W) on the CPU, SHA-256 of the 8-bit gray)``."""
-    gray, alpha = read_gray(plan.path)
-    h, w = gray.shape
-    if max(h, w) > MAX_ASPECT * min(h, w):
-        raise PhotoError(f"is {w}x{h}: an aspect ratio above {MAX_ASPECT}:1 is not supported")
+    gray, alpha = read_gray(plan.path)  # refuses extreme aspect ratios (photos.MAX_ASPECT)
     L = gray_to_lightness(torch.from_numpy(gray))[None, None]
     return gray, alpha, L, gray_sha256(gray)
 
@@ -210,7 +271,7 @@ def photo_latent(
     return Latent(
         zs=zs,
         task="colorize",
-        condition={"source": rel.as_posix(), "gray_sha256": gray_hash},
+        condition={"source": text_name(rel.as_posix()), "gray_sha256": gray_hash},
         image_size=f"{w}x{h}",
         model_sha256=model_sha256,
         extra={"working_size": f"{working_size[1]}x{working_size[0]}", **(extra or {})},
@@ -285,9 +346,14 @@ class _Job:
         latent, each atomically."""
         image_path, latent_path = self.plan.targets[k]
         text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed)}
-        rgb = (self.colour(ab) if rgb is None else rgb)[0]
-        atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
-        if latent_path is not None:
+        if k not in self.plan.latent_only:
+            rgb = (self.colour(ab) if rgb is None else rgb)[0]
+            atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
+        if latent_path is None:
+            # --overwrite --no-latents: an old latent beside the new image would describe another
+            # colouring (its seed, its z); without --overwrite the output was skipped if it existed
+            image_path.with_suffix(".safetensors").unlink(missing_ok=True)
+        else:
             latent = photo_latent(
                 z,
                 self.plan.rel,
@@ -299,7 +365,7 @@ class _Job:
                 seed=seed,
                 temperature=self.temperature,
             )
-            save_latent(latent_path, latent)
+            write_or_raise(latent_path, save_latent, latent)
 
     def _done(self, report: RunReport, k: int | None, seed: int | None, error: BaseException | None) -> None:
         """Back on the main thread: report output ``k`` (``None``: the contact sheet) as written or failed."""
@@ -315,8 +381,10 @@ def report_write(report: RunReport, source: Path, target: Path, error: BaseExcep
     failed; any other error is a bug and is raised."""
     if error is None:
         report.wrote(str(target), source=str(source), **fields)
+    elif isinstance(error, WriteError):  # the latent beside the image, say
+        report.fail(str(source), f"cannot write {display_name(error.target)} ({error.reason})")
     elif isinstance(error, (OSError, ValueError)):
-        report.fail(str(source), f"cannot write {target} ({getattr(error, 'strerror', None) or error})")
+        report.fail(str(source), f"cannot write {display_name(target)} ({getattr(error, 'strerror', None) or error})")
     else:
         raise error
 

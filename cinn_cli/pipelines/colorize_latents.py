@@ -24,11 +24,22 @@ from torch import Tensor
 from ..color import LabColourer, gray_to_lightness, lab_to_rgb, resize, rgb_to_lab
 from ..core.colorize import ab_bits_per_dim
 from ..images import discover
-from ..latents import Latent, LatentFileError, derive_seed, draw_latent, load_latent, save_latent
+from ..latents import Latent, LatentFileError, derive_seed, draw_latent, load_latent, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray, read_rgb
 from ..report import RunReport
 from ..storage import atomic_write_bytes
-from ..stream import Pool, default_workers, progress_bar, readable, select, shared_cores
+from ..stream import (
+    OutputError,
+    Pool,
+    WriteError,
+    default_workers,
+    existing_output,
+    progress_bar,
+    readable,
+    select,
+    shared_cores,
+    write_or_raise,
+)
 from .colorize import (
     colour_in_workers,
     gray_sha256,
@@ -90,7 +101,7 @@ def encode_photos(
         return read_gray(item[0])[0], read_rgb(item[0])
 
     items = latent_targets(source, out, shard, overwrite, report)
-    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+    with Pool(workers or default_workers()) as pool, progress_bar(source=source) as bar:
         for (path, rel, target), decoded in readable(pool, items, read, report, PhotoError, itemgetter(0), bar):
             _encode_one(model, info, path, rel, target, *decoded, verify, device, report)
 
@@ -112,12 +123,12 @@ def _encode_one(model, info, path: Path, rel: Path, target: Path, gray, rgb, ver
     if err is not None and not err <= VERIFY_LIMIT_RGB:
         report.fail(str(path), f"round trip error {err:.3g}/255 in RGB exceeds {VERIFY_LIMIT_RGB:g}/255")
         return
-    extra = {"source": path.name, "bits_per_dim": f"{bpd:.4f}"}
+    extra = {"source": text_name(path.name), "bits_per_dim": f"{bpd:.4f}"}
     latent = photo_latent([z[0] for z in zs], rel, gray, gray_sha256(gray), info.sha256, L_work.shape[-2:], extra=extra)
     try:
-        save_latent(target, latent)
-    except OSError as e:
-        report.fail(str(path), f"cannot write {target} ({e.strerror})")
+        write_or_raise(target, save_latent, latent)
+    except WriteError as e:
+        report.fail(str(path), str(e))
         return
     fields = {"source": str(path), "bits_per_dim": round(bpd, 4)}
     if err is not None:
@@ -206,8 +217,8 @@ def colorize_from_latents(
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
     workers = workers or default_workers()
-    with shared_cores(device, workers), Pool(workers) as pool, progress_bar() as bar:
-        inputs = select(discover(source, skip=out), shard, report)
+    with shared_cores(device, workers), Pool(workers) as pool, progress_bar(source=source) as bar:
+        inputs = select(discover(source, skip=out, report=report), shard, report)
         decode_under = partial(
             _decode_under,
             model=model,
@@ -262,8 +273,13 @@ def _decode_under(
     for latent_path, latent in stored:
         target = out / rel.parent / f"{rel.stem}-from-{latent_path.stem}.{fmt}"
         latent_target = target.with_suffix(".safetensors") if latents else None
-        if not overwrite and target.exists() and (latent_target is None or latent_target.exists()):
-            report.skip(str(target))
+        try:  # the rules of cinn colorize (see _plans there)
+            there = existing_output([target, target.with_suffix(".safetensors")], check_names=2 if latents else 1)
+        except OutputError as e:
+            report.fail(str(path), str(e))
+            continue
+        if there and not overwrite:
+            report.skip(str(there))
             continue
         try:
             file_zs = fit_latent(latent, latent_path, shapes, info.sha256)
@@ -285,8 +301,8 @@ def _decode_under(
             rgb = None if colour_in_workers(device) else colour(ab_k).cpu()
             text = {
                 **provenance_text(info.sha256),
-                "cinn:source": rel.as_posix(),
-                "cinn:latent": latent_path.name,
+                "cinn:source": text_name(rel.as_posix()),
+                "cinn:latent": text_name(latent_path.name),
                 "cinn:transfer_levels": mix_text,
                 "cinn:seed": str(s),
                 "cinn:temperature": repr(temperature),
@@ -294,7 +310,11 @@ def _decode_under(
             }
             latent_file = None
             if latent_target is not None:
-                extra = {"from_latent": latent_path.name, "transfer_levels": mix_text, "level_temperatures": temps_text}
+                extra = {
+                    "from_latent": text_name(latent_path.name),
+                    "transfer_levels": mix_text,
+                    "level_temperatures": temps_text,
+                }
                 latent_file = photo_latent(
                     zs, rel, gray, gray_hash, info.sha256, work_size, seed=s, temperature=temperature, extra=extra
                 )
@@ -308,7 +328,9 @@ def _write_transfer(target, colour, ab, rgb, alpha, fmt, text, latent_target, la
     rgb = (colour(ab) if rgb is None else rgb)[0]
     atomic_write_bytes(target, encode_image(to_pixels(rgb, alpha), fmt, text))
     if latent_file is not None:
-        save_latent(latent_target, latent_file)
+        write_or_raise(latent_target, save_latent, latent_file)
+    else:  # --overwrite --no-latents: no old latent may describe the new image
+        target.with_suffix(".safetensors").unlink(missing_ok=True)
 
 
 def load_or_fail(path: Path, report: RunReport) -> Latent | None:

@@ -14,8 +14,8 @@ from ..core.model import bits_per_dim
 from ..images import discover
 from ..latents import Latent, save_latent, text_name
 from ..photos import PhotoError, open_image
-from ..report import RunReport
-from ..stream import Pool, default_workers, progress_bar, readable, select
+from ..report import RunReport, display_name
+from ..stream import OutputError, Pool, TempSweeper, default_workers, existing_output, progress_bar, readable, select
 from .sample import load_mnist_model
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
@@ -54,9 +54,16 @@ def latent_targets(
 ) -> Iterator[tuple[Path, Path, Path]]:
     """``(path, rel, OUT/<rel>.safetensors)`` for the inputs of ``shard`` still to encode; an
     existing latent file is reported as skipped unless ``overwrite``."""
-    for path, rel in select(discover(source, skip=out), shard, report):
+    sweep = TempSweeper()
+    for path, rel in select(discover(source, skip=out, report=report), shard, report):
         target = out / rel.with_suffix(".safetensors")
-        if target.exists() and not overwrite:
+        sweep(target.parent)
+        try:
+            there = existing_output([target])  # a folder there or a name too long fails the input
+        except OutputError as e:
+            report.fail(str(path), str(e))
+            continue
+        if there and not overwrite:
             report.skip(str(target))
         else:
             yield path, rel, target
@@ -85,7 +92,7 @@ def encode_digits(
         return read_digit_image(item[0]), label_for(item[0], digit)
 
     items = latent_targets(source, out, shard, overwrite, report)
-    with Pool(workers or default_workers()) as pool, progress_bar() as bar:
+    with Pool(workers or default_workers()) as pool, progress_bar(source=source) as bar:
         for (path, _, target), decoded in readable(pool, items, read, report, InputError, itemgetter(0), bar):
             pending.append((path, target, *decoded))
             if len(pending) >= batch_size:
@@ -136,8 +143,8 @@ def _done(report: RunReport, path: Path, target: Path, fields: dict, error: Base
     if error is None:
         report.wrote(str(target), **fields)
     elif isinstance(error, OSError):
-        report.fail(str(path), f"cannot write {target} ({error.strerror or error})")
+        report.fail(str(path), f"cannot write {display_name(target)} ({error.strerror or error})")
     elif isinstance(error, ValueError):  # metadata safetensors refuses: this input fails, the run goes on
-        report.fail(str(path), f"cannot write {target} ({error})")
+        report.fail(str(path), f"cannot write {display_name(target)} ({error})")
     else:
         raise error

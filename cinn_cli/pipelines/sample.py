@@ -113,9 +113,19 @@ def sample_digits(
             _write_grid(out, digit, jobs, tiles, provenance, seed)
 
 
+SHEET_SCALE = 4  # contact sheets: each 28 px sample drawn 4x (nearest neighbour), 8x8 is 968 px
+
+
+def sheet(tiles: list, columns: int | None = None):
+    """A contact sheet of 28x28 samples, scaled up ``SHEET_SCALE`` times by nearest neighbour so a
+    digit is legible on screen (the individual sample PNGs stay 28x28, the data's own size)."""
+    return grid(tiles, columns).repeat(SHEET_SCALE, axis=0).repeat(SHEET_SCALE, axis=1)
+
+
 def _outputs_exist(out: Path, job: SampleJob, latents: bool) -> bool:
-    png = (out / f"{job.stem}.png").exists()
-    return png and (not latents or (out / f"{job.stem}.safetensors").exists())
+    """Whether sample ``job`` is skipped: its image *or* its latent is there (without
+    ``--overwrite`` no existing file is replaced, even when the other one is missing)."""
+    return (out / f"{job.stem}.png").exists() or (out / f"{job.stem}.safetensors").exists()
 
 
 def _write_grid(out: Path, digit: int, jobs: list[SampleJob], tiles: dict, provenance: dict, seed: int) -> None:
@@ -132,7 +142,7 @@ def _write_grid(out: Path, digit: int, jobs: list[SampleJob], tiles: dict, prove
                 images.append(np.asarray(im.convert("L")))
     write_png(
         out / f"{digit}-grid.png",
-        grid(images),
+        sheet(images),
         {**provenance, "cinn:digit": str(digit), "cinn:run_seed": str(seed)},
     )
 
@@ -202,6 +212,21 @@ def decode_latents(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_png(target, px, {**text, "cinn:digit": str(d)})
                 report.wrote(str(target), latent=str(path), digit=d, **fields)
+            if digits is not None and len(digits) > 1:  # style transfer: one row, the digits in order
+                _write_transfer_sheet(out / rel.parent / f"{rel.stem}-grid.png", wanted, text)
+
+
+def _write_transfer_sheet(path: Path, wanted: list, text: dict) -> None:
+    """The sheet of one latent decoded under every ``--digit`` (read back from the PNGs, so the
+    ones skipped this run appear too); not counted as an output, like ``--grid``'s."""
+    import numpy as np
+    from PIL import Image
+
+    tiles = []
+    for _, target in wanted:
+        with Image.open(target) as im:
+            tiles.append(np.asarray(im.convert("L")))
+    write_png(path, sheet(tiles, columns=len(tiles)), text)
 
 
 def interpolate_latents(
@@ -217,7 +242,8 @@ def interpolate_latents(
     report: RunReport,
 ) -> None:
     """Decode the spherical path between two latents: ``DIR/<A>-<B>-<D>-<i>.png`` for i = 00..steps-1
-    (endpoints included) under each digit D (default: A's digit), plus a strip ``DIR/<A>-<B>-<D>.png``."""
+    (endpoints included) under each digit D (default: A's digit), plus a strip ``DIR/<A>-<B>-<D>.png``;
+    each of the ``steps + 1`` files is reported (and listed with ``--json``) as written or skipped."""
     from ..latents import check_latent_fits, load_latent, slerp
 
     model, info = load_mnist_model(weights, device)
@@ -232,14 +258,15 @@ def interpolate_latents(
     out.mkdir(parents=True, exist_ok=True)
     for d in digits if digits is not None else [a.condition.get("digit", 0)]:
         name = f"{start.stem}-{end.stem}-{d}"
-        strip = out / f"{name}.png"
-        if strip.exists() and not overwrite:
-            report.skip(str(strip))
-            continue
         with torch.no_grad():
             pixels = quantize(model.inverse(zs, torch.full((steps,), d, device=device))[:, 0])
         text = {**provenance_text(info.sha256), "cinn:digit": str(d), "cinn:path": f"slerp {start.name} {end.name}"}
-        for i, px in enumerate(pixels):
-            write_png(out / f"{name}-{i:02d}.png", px, text)
-        write_png(strip, grid(list(pixels), columns=steps), text)
-        report.wrote(str(strip), digit=d, steps=steps)
+        # every file is an output: each frame, then the strip (scaled up as the contact sheets)
+        files = [(out / f"{name}-{i:02d}.png", px, {"step": i}) for i, px in enumerate(pixels)]
+        files.append((out / f"{name}.png", sheet(list(pixels), columns=steps), {"steps": steps, "strip": True}))
+        for target, px, fields in files:
+            if target.exists() and not overwrite:
+                report.skip(str(target))
+                continue
+            write_png(target, px, text)
+            report.wrote(str(target), digit=d, **fields)
