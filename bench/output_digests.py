@@ -59,7 +59,8 @@ def run_all(cinn: list[str], env: dict, work: Path, photos: Path) -> list[str]:
     for number, template in enumerate(COMMANDS, 1):
         args = template.format(W=work, P=photos).split()
         done = subprocess.run([*cinn, *args], env=env, capture_output=True, text=True, timeout=900)
-        stdout = "\n".join(strip_timings(x) for x in done.stdout.splitlines()).replace(str(work), "W").replace(str(photos), "P")
+        stdout = "\n".join(strip_timings(x) for x in done.stdout.splitlines())
+        stdout = stdout.replace(str(work), "W").replace(str(photos), "P")
         digest = hashlib.sha256(stdout.encode()).hexdigest()
         lines.append(f"{digest}  {number}/stdout (rc {done.returncode}) cinn {template}")
         if done.returncode != 0:
