@@ -10,7 +10,8 @@ dependency: ``pip install freia==0.2``; the cinn package itself never imports Fr
    Haar -> 8x32x32, 4 x [conv GLOW coupling (3x3, hidden 64), fixed 1x1 orthogonal], half the
    channels exit, Haar -> 16x16x16, 4 x [conv GLOW coupling (3x3, hidden 128), fixed 1x1
    orthogonal]. The condition enters each level space-to-depth'ed to the level's resolution
-   (4x32x32 and 16x16x16), precomputed once and fed to both implementations.
+   (4x32x32 and 16x16x16), precomputed once and fed to both implementations. Ours gets
+   channels-last weights, as the shipped convolutional models (MnistCINN) are built.
 
 Both builds get the same weights, permutations and mixing matrices, and the script checks that
 they compute the same function (forward and inverse) before timing, with FrEIA's clamp function
@@ -271,6 +272,8 @@ def build_conv() -> dict:
             steps.append(ExitSplit(ch // 2))
     ours = Flow(steps)
     _randomize_last_layers(ours, std=0.01)
+    # As the shipped convolutional models are built (MnistCINN): channels-last weights.
+    ours.to(memory_format=torch.channels_last)
     couplings = [m for m in steps if isinstance(m, AffineCoupling)]
     mixers = iter([m for m in steps if isinstance(m, FixedOrthogonal)])
 
