@@ -1063,6 +1063,12 @@ def eval_colorize_cmd(
     gray baseline     the same numbers for the photo's own L with ab = 0
     ceiling           the photo's own colour brought to the model's colour resolution and back
                       the way samples are (guided filter): a sample exactly right at that resolution
+    typical ab error  whole photos: per pixel the Euclidean ab distance (CIE Lab) to the photo at a
+                      256-pixel short side, mean over samples and photos, / gray's (the photo's
+                      mean ab magnitude): below 1x a colouring is closer to the truth than gray
+    better than gray  the fraction of photos whose typical ab error is below their own gray's
+    best-of-n ab      the same with the best of the n samples per photo
+    sample 1 / others typical ab error of the first sample alone and of samples 2..n
     """
     import json
 
@@ -1110,6 +1116,16 @@ def eval_colorize_cmd(
         click.echo(f"{label:32} {format(r[key], fmt):>12} {whole:>13}")
     if "min_variance" in w:
         click.echo(f"{'smallest variance of one photo':32} {'':>12} {format(w['min_variance'], '.5f'):>13}")
+    if "typical_ab_error" in w:
+        click.echo(f"whole photos, ab error (Lab units; x gray's {w['gray_ab_error']:.2f}):")
+        for label, key in (
+            ("typical", "typical_ab_error_ratio"),
+            (f"best of {n}", "best_of_n_ab_error_ratio"),
+            ("sample 1", "sample_1_ab_error_ratio"),
+            ("samples 2..n", "other_samples_ab_error_ratio"),
+        ):
+            click.echo(f"  {label:30} {w[key]:.3f}x")
+        click.echo(f"  {'better-than-gray rate':30} {w['better_than_gray_rate']:.1%}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ from torch import Tensor
 from ..color import lab_pair, lab_to_rgb
 from ..core.colorize import ab_bits_per_dim
 from ..latents import derive_seed, draw_latent
-from ..metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
+from ..metrics import ab_errors, best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
 from ..photos import center_crop
 from .colorize import full_size_rgb, load_colorize_model
 from .train import COLORIZE_EVAL_NOISE as EVAL_NOISE
@@ -131,6 +131,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
     g = torch.Generator().manual_seed(seed)
     low, high = EVAL_NOISE
     keys = ("bpd", "b8", "b8p", "b1", "var", "m", "m_gt", "g8", "m_g", "o", "m_o")
+    keys += ("ab", "ab_best", "ab_1", "ab_rest", "ab_g")  # ab errors: typical, best of n, sample 1, 2..n, gray
     per: dict[str, list[float]] = {k: [] for k in keys}
     for path, rel in discover(str(data_dir)):
         try:
@@ -160,7 +161,14 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         per["m_g"].append(float(colourfulness(gray_rgb).mean()))
         per["o"].append(float(best_of_n_rmse(ceiling, target)))
         per["m_o"].append(float(colourfulness(ceiling).mean()))
+        err, gray_err = ab_errors(samples, target)  # (1, n), (1,): Lab ab units at a 256-pixel short side
+        per["ab"].append(float(err.mean()))
+        per["ab_best"].append(float(err.amin()))
+        per["ab_1"].append(float(err[0, 0]))
+        per["ab_rest"].append(float(err[0, 1:].mean()) if n > 1 else float("nan"))
+        per["ab_g"].append(float(gray_err[0]))
     mean = {k: float(np.mean(v)) for k, v in per.items()}
+    gray_ab = mean["ab_g"]
     return {
         "images": len(per["bpd"]),
         "val_bits_per_dim": mean["bpd"],
@@ -174,4 +182,13 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         "gray_colourfulness_ratio": mean["m_g"] / mean["m_gt"],
         "ceiling_rmse": mean["o"],
         "ceiling_colourfulness_ratio": mean["m_o"] / mean["m_gt"],
+        # plausibility (EVALUATION.md): ab errors, and each relative to gray's (ratio of the means over photos)
+        "gray_ab_error": gray_ab,
+        "typical_ab_error": mean["ab"],
+        "typical_ab_error_ratio": mean["ab"] / gray_ab,
+        "better_than_gray_rate": float(np.mean(np.array(per["ab"]) < np.array(per["ab_g"]))),
+        "best_of_n_ab_error": mean["ab_best"],
+        "best_of_n_ab_error_ratio": mean["ab_best"] / gray_ab,
+        "sample_1_ab_error_ratio": mean["ab_1"] / gray_ab,
+        "other_samples_ab_error_ratio": mean["ab_rest"] / gray_ab,
     }
