@@ -606,8 +606,12 @@ def colorize(
     own lightness (Lab L); colour is predicted at the model's working resolution and upsampled
     with a guided filter steered by the full-resolution lightness, so it follows the photo's
     edges. Colour inputs are first reduced to gray as PIL's convert('L') does; alpha is kept
-    (except in JPEG). Beside each output its latent OUT/<rel dir>/<stem>-<k>.safetensors. Each
-    output's noise comes from its own seed derived from (--seed, relative path, k).
+    (except in JPEG). Beside each output its latent OUT/<rel dir>/<stem>-<k>.safetensors.
+
+    Sample 1 is the best guess: the latent's mode (z = 0 on every level, i.e. temperature 0),
+    the model's most probable colouring in its latent space; take the first file if you want one
+    result (its PNG text and latent record draw=mode). Samples 2..n are diverse random draws:
+    each output's noise comes from its own seed derived from (--seed, relative path, k).
 
     With --from-latent FILE the colours come from a stored latent (cinn encode --model colorize,
     or a colouring's own latent) instead: one output per input and latent,

@@ -91,6 +91,12 @@ def test_colorize_folder_sizes_latents_and_failures(setup, tmp_path):
         and latent.image_size == "57x30"
         and latent.condition["source"] == "sub/wide colour.jpg"
     )
+    # sample 1 is the best guess, the latent's mode (z = 0); sample 2 a random draw; both say which
+    second = load_latent(out / "sub" / "wide colour-2.safetensors")
+    assert latent.extra["draw"] == "mode" and all(not z.any() for z in latent.zs)
+    assert second.extra["draw"] == "random" and all(z.std() > 0.1 for z in second.zs if z.numel() > 1)
+    with Image.open(out / "sub" / "wide colour-1.png") as im:
+        assert im.text["cinn:draw"] == "mode"
 
 
 def test_output_keeps_the_input_lightness(setup, tmp_path):

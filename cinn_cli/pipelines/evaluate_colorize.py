@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..color import lab_pair, lab_to_rgb
 from ..core.colorize import ab_bits_per_dim
-from ..latents import derive_seed, draw_latent
+from ..latents import colorize_latent, derive_seed
 from ..metrics import ab_errors, best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
 from ..photos import center_crop
 from .colorize import full_size_rgb, load_colorize_model
@@ -23,11 +23,12 @@ EVAL_SIZE = 64
 @torch.no_grad()
 def sampled_ab(model, L: Tensor, keys: list[str], n: int, temperature: float, seed: int) -> list[Tensor]:
     """``L (B, 1, S, S)`` -> ``n`` tensors ``ab (B, 2, h, w)`` at the model's colour resolution;
-    image ``i``'s sample ``k`` from the seed ``derive_seed(seed, keys[i], k)`` (independent of batching)."""
+    image ``i``'s sample ``k`` from the seed ``derive_seed(seed, keys[i], k)`` (independent of batching);
+    sample 1 is the latent's mode, as in ``cinn colorize``."""
     shapes, temps = model.latent_shapes(*L.shape[-2:]), model.level_temperatures(temperature)
     out = []
     for k in range(1, n + 1):
-        per = [draw_latent(shapes, derive_seed(seed, key, k), temps) for key in keys]
+        per = [colorize_latent(shapes, derive_seed(seed, key, k), temps, k) for key in keys]
         zs = [torch.stack([z[i] for z in per]).to(L.device) for i in range(len(shapes))]
         out.append(model.inverse(zs, L).clamp(-128.0, 128.0))
     return out
@@ -146,7 +147,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         per["bpd"].append(float(ab_bits_per_dim(model.log_prob(ab, L_work), ab[0].numel())))
         shapes = model.latent_shapes(*L_work.shape[-2:])
         temps = model.level_temperatures(temperature)
-        zs_each = [draw_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps) for k in range(1, n + 1)]
+        zs_each = [colorize_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps, k) for k in range(1, n + 1)]
         zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(shapes))]
         samples = colorize_lightness(model, L, zs).cpu().unsqueeze(0)  # (1, n, 3, H, W)
         target = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
