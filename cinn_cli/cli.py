@@ -697,8 +697,12 @@ def colorize(
     own lightness (Lab L); colour is predicted at the model's working resolution and upsampled
     with a guided filter steered by the full-resolution lightness, so it follows the photo's
     edges. Colour inputs are first reduced to gray as PIL's convert('L') does; alpha is kept
-    (except in JPEG). Beside each output its latent OUT/<rel dir>/<stem>-<k>.safetensors. Each
-    output's noise comes from its own seed derived from (--seed, relative path, k).
+    (except in JPEG). Beside each output its latent OUT/<rel dir>/<stem>-<k>.safetensors.
+
+    Sample 1 is the best guess: the latent's mode (z = 0 on every level, i.e. temperature 0),
+    the model's most probable colouring in its latent space; take the first file if you want one
+    result (its PNG text and latent record draw=mode). Samples 2..n are diverse random draws:
+    each output's noise comes from its own seed derived from (--seed, relative path, k).
 
     With --from-latent FILE the colours come from a stored latent (cinn encode --model colorize,
     or a colouring's own latent) instead: one output per input and latent,
@@ -1150,6 +1154,12 @@ def eval_colorize_cmd(
     gray baseline     the same numbers for the photo's own L with ab = 0
     ceiling           the photo's own colour brought to the model's colour resolution and back
                       the way samples are (guided filter): a sample exactly right at that resolution
+    typical ab error  whole photos: per pixel the Euclidean ab distance (CIE Lab) to the photo at a
+                      256-pixel short side, mean over samples and photos, / gray's (the photo's
+                      mean ab magnitude): below 1x a colouring is closer to the truth than gray
+    better than gray  the fraction of photos whose typical ab error is below their own gray's
+    best-of-n ab      the same with the best of the n samples per photo
+    sample 1 / others typical ab error of the first sample alone and of samples 2..n
     """
     import json
 
@@ -1200,6 +1210,16 @@ def eval_colorize_cmd(
         click.echo(f"{label:32} {format(r[key], fmt):>12} {whole:>13}")
     if "min_variance" in w:
         click.echo(f"{'smallest variance of one photo':32} {'':>12} {format(w['min_variance'], '.5f'):>13}")
+    if "typical_ab_error" in w:
+        click.echo(f"whole photos, ab error (Lab units; x gray's {w['gray_ab_error']:.2f}):")
+        for label, key in (
+            ("typical", "typical_ab_error_ratio"),
+            (f"best of {n}", "best_of_n_ab_error_ratio"),
+            ("sample 1", "sample_1_ab_error_ratio"),
+            ("samples 2..n", "other_samples_ab_error_ratio"),
+        ):
+            click.echo(f"  {label:30} {w[key]:.3f}x")
+        click.echo(f"  {'better-than-gray rate':30} {w['better_than_gray_rate']:.1%}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,6 +91,12 @@ def test_colorize_folder_sizes_latents_and_failures(setup, tmp_path):
         and latent.image_size == "57x30"
         and latent.condition["source"] == "sub/wide colour.jpg"
     )
+    # sample 1 is the best guess, the latent's mode (z = 0); sample 2 a random draw; both say which
+    second = load_latent(out / "sub" / "wide colour-2.safetensors")
+    assert latent.extra["draw"] == "mode" and all(not z.any() for z in latent.zs)
+    assert second.extra["draw"] == "random" and all(z.std() > 0.1 for z in second.zs if z.numel() > 1)
+    with Image.open(out / "sub" / "wide colour-1.png") as im:
+        assert im.text["cinn:draw"] == "mode"
 
 
 def test_output_keeps_the_input_lightness(setup, tmp_path):
@@ -234,8 +240,14 @@ def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
     # whole photos at full size (72x48 here), as cinn colorize makes them
     assert r["whole_images"] == 2 and math.isfinite(r["whole_val_bits_per_dim"])
     assert 0 < r["whole_best_of_n_rmse"] <= r["whole_best_of_1_rmse"] and r["whole_min_variance"] > 0
+    # plausibility: best-of-n <= typical, the mean of sample 1 and sample 2 (n = 2)
+    ab = {k.removeprefix("whole_"): v for k, v in r.items() if k.startswith("whole_")}
+    assert 0 < ab["best_of_n_ab_error_ratio"] <= ab["typical_ab_error_ratio"] and 0 <= ab["better_than_gray_rate"] <= 1
+    mid = (ab["sample_1_ab_error_ratio"] + ab["other_samples_ab_error_ratio"]) / 2
+    assert math.isclose(mid, ab["typical_ab_error_ratio"], rel_tol=1e-9)
+    assert math.isclose(ab["typical_ab_error"], ab["typical_ab_error_ratio"] * ab["gray_ab_error"], rel_tol=1e-9)
     text = invoke("eval", "colorize", "--data", root / "val", "--weights", out, "-n", 2, "--device", "cpu")
-    assert text.exit_code == 0 and "whole photos" in text.output
+    assert text.exit_code == 0 and "whole photos" in text.output and "better-than-gray rate" in text.output
     # --init fine-tunes that file: with --lr 0 the new file holds exactly its weights
     tuned = tmp_path / "tuned.safetensors"
     ft = invoke(*args[:-1], tuned, "--init", out, "--steps", 2, "--batch-size", 4, "--lr", 0, "--crop-sizes", "16,32")

@@ -479,4 +479,5 @@ def test_png_outputs_carry_their_provenance(weights, photos, tmp_path):
         "cinn:source": "set1/p3.png",
         "cinn:index": "2",
         "cinn:seed": str(derive_seed(11, "set1/p3.png", 2)),
+        "cinn:draw": "random",  # sample 1 would say "mode" (the best guess, z = 0)
     }

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..color import LabColourer, gray_to_lightness, resize
 from ..images import discover, grid
-from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
+from ..latents import BEST_GUESS_INDEX, Latent, colorize_latent, derive_seed, save_latent, text_name
 from ..photos import PhotoError, encode_image, read_gray
 from ..report import RunReport, display_name
 from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
@@ -317,7 +317,7 @@ class _Job:
         while start < len(todo):
             chunk = todo[start : start + batch_size]
             seeds = [derive_seed(self.seed, self.key, k) for k in chunk]
-            zs_each = [draw_latent(self.shapes, s, self.level_temps) for s in seeds]
+            zs_each = [colorize_latent(self.shapes, s, self.level_temps, k) for s, k in zip(seeds, chunk, strict=True)]
             zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(self.shapes))]
             try:
                 ab = working_ab(self.model, self.L, zs)
@@ -345,7 +345,8 @@ class _Job:
         (unless ``rgb (1, 3, H, W)`` was made on the GPU), encode it and write it and its
         latent, each atomically."""
         image_path, latent_path = self.plan.targets[k]
-        text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed)}
+        draw = "mode" if k == BEST_GUESS_INDEX else "random"  # sample 1 is z = 0, the seed is unused
+        text = {**self.provenance, "cinn:index": str(k), "cinn:seed": str(seed), "cinn:draw": draw}
         if k not in self.plan.latent_only:
             rgb = (self.colour(ab) if rgb is None else rgb)[0]
             atomic_write_bytes(image_path, encode_image(to_pixels(rgb, self.alpha), self.fmt, text))
@@ -361,7 +362,7 @@ class _Job:
                 self.gray_sha256,
                 self.info.sha256,
                 self.size,
-                extra={"level_temperatures": self.provenance["cinn:level_temperatures"]},
+                extra={"level_temperatures": self.provenance["cinn:level_temperatures"], "draw": draw},
                 seed=seed,
                 temperature=self.temperature,
             )

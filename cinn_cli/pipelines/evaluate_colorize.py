@@ -10,8 +10,8 @@ from torch import Tensor
 
 from ..color import lab_pair, lab_to_rgb
 from ..core.colorize import ab_bits_per_dim
-from ..latents import derive_seed, draw_latent
-from ..metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
+from ..latents import colorize_latent, derive_seed
+from ..metrics import ab_errors, best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
 from ..photos import center_crop
 from .colorize import full_size_rgb, load_colorize_model
 from .train import COLORIZE_EVAL_NOISE as EVAL_NOISE
@@ -23,11 +23,12 @@ EVAL_SIZE = 64
 @torch.no_grad()
 def sampled_ab(model, L: Tensor, keys: list[str], n: int, temperature: float, seed: int) -> list[Tensor]:
     """``L (B, 1, S, S)`` -> ``n`` tensors ``ab (B, 2, h, w)`` at the model's colour resolution;
-    image ``i``'s sample ``k`` from the seed ``derive_seed(seed, keys[i], k)`` (independent of batching)."""
+    image ``i``'s sample ``k`` from the seed ``derive_seed(seed, keys[i], k)`` (independent of batching);
+    sample 1 is the latent's mode, as in ``cinn colorize``."""
     shapes, temps = model.latent_shapes(*L.shape[-2:]), model.level_temperatures(temperature)
     out = []
     for k in range(1, n + 1):
-        per = [draw_latent(shapes, derive_seed(seed, key, k), temps) for key in keys]
+        per = [colorize_latent(shapes, derive_seed(seed, key, k), temps, k) for key in keys]
         zs = [torch.stack([z[i] for z in per]).to(L.device) for i in range(len(shapes))]
         out.append(model.inverse(zs, L).clamp(-128.0, 128.0))
     return out
@@ -131,6 +132,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
     g = torch.Generator().manual_seed(seed)
     low, high = EVAL_NOISE
     keys = ("bpd", "b8", "b8p", "b1", "var", "m", "m_gt", "g8", "m_g", "o", "m_o")
+    keys += ("ab", "ab_best", "ab_1", "ab_rest", "ab_g")  # ab errors: typical, best of n, sample 1, 2..n, gray
     per: dict[str, list[float]] = {k: [] for k in keys}
     for path, rel in discover(str(data_dir)):
         try:
@@ -145,7 +147,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         per["bpd"].append(float(ab_bits_per_dim(model.log_prob(ab, L_work), ab[0].numel())))
         shapes = model.latent_shapes(*L_work.shape[-2:])
         temps = model.level_temperatures(temperature)
-        zs_each = [draw_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps) for k in range(1, n + 1)]
+        zs_each = [colorize_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps, k) for k in range(1, n + 1)]
         zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(shapes))]
         samples = colorize_lightness(model, L, zs).cpu().unsqueeze(0)  # (1, n, 3, H, W)
         target = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
@@ -160,7 +162,14 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         per["m_g"].append(float(colourfulness(gray_rgb).mean()))
         per["o"].append(float(best_of_n_rmse(ceiling, target)))
         per["m_o"].append(float(colourfulness(ceiling).mean()))
+        err, gray_err = ab_errors(samples, target)  # (1, n), (1,): Lab ab units at a 256-pixel short side
+        per["ab"].append(float(err.mean()))
+        per["ab_best"].append(float(err.amin()))
+        per["ab_1"].append(float(err[0, 0]))
+        per["ab_rest"].append(float(err[0, 1:].mean()) if n > 1 else float("nan"))
+        per["ab_g"].append(float(gray_err[0]))
     mean = {k: float(np.mean(v)) for k, v in per.items()}
+    gray_ab = mean["ab_g"]
     return {
         "images": len(per["bpd"]),
         "val_bits_per_dim": mean["bpd"],
@@ -174,4 +183,13 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         "gray_colourfulness_ratio": mean["m_g"] / mean["m_gt"],
         "ceiling_rmse": mean["o"],
         "ceiling_colourfulness_ratio": mean["m_o"] / mean["m_gt"],
+        # plausibility (EVALUATION.md): ab errors, and each relative to gray's (ratio of the means over photos)
+        "gray_ab_error": gray_ab,
+        "typical_ab_error": mean["ab"],
+        "typical_ab_error_ratio": mean["ab"] / gray_ab,
+        "better_than_gray_rate": float(np.mean(np.array(per["ab"]) < np.array(per["ab_g"]))),
+        "best_of_n_ab_error": mean["ab_best"],
+        "best_of_n_ab_error_ratio": mean["ab_best"] / gray_ab,
+        "sample_1_ab_error_ratio": mean["ab_1"] / gray_ab,
+        "other_samples_ab_error_ratio": mean["ab_rest"] / gray_ab,
     }
