@@ -215,8 +215,8 @@ level_temperatures_option = click.option(
     metavar="F,..,F",
     default=None,
     help="Colorize models: one factor per latent level, finest first, that -t is multiplied by "
-    "(default: the model file's; the shipped model's is 0.5,0.5,1.2: each region's colour drawn "
-    "more boldly, its fine texture calmer). 1,1,1 draws every level at -t.",
+    "(default: the model file's own). 1,1,1 draws every level at -t; a factor below 1 on the coarsest "
+    "(last) level gives safer region colours, above 1 bolder but more random ones.",
 )
 workers_option = click.option(
     "--workers",
