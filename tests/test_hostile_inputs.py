@@ -233,6 +233,18 @@ def test_stale_temp_files_are_removed_and_nothing_else(weights, tmp_path):
     assert not stale.exists() and fresh_user.exists() and (out / "mine.tmp").exists()
 
 
+def test_colour_transfer_removes_stale_temp_files_too(weights, tmp_path):
+    src = one_photo(tmp_path / "in")
+    assert invoke("encode", src, tmp_path / "z", "--model", weights).exit_code == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".cinn-tmp-abcd1234"
+    stale.write_text("x")
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    result = invoke("colorize", src, out, "--from-latent", tmp_path / "z", "--weights", weights)
+    assert result.exit_code == 0 and not stale.exists() and (out / "x-from-x.png").exists()
+
+
 def test_a_run_failing_its_first_check_leaves_no_output_folder(tmp_path):
     src = one_photo(tmp_path / "in")
     (tmp_path / "bad.safetensors").write_text("not a model")

@@ -31,6 +31,7 @@ from ..storage import atomic_write_bytes
 from ..stream import (
     OutputError,
     Pool,
+    TempSweeper,
     WriteError,
     default_workers,
     existing_output,
@@ -234,6 +235,7 @@ def colorize_from_latents(
             device=device,
             report=report,
             pool=pool,
+            sweep=TempSweeper(),
         )
         for (path, rel), decoded in readable(pool, inputs, _read_gray, report, PhotoError, itemgetter(0), bar):
             decode_under(path, rel, *decoded)
@@ -262,6 +264,7 @@ def _decode_under(
     device,
     report,
     pool,
+    sweep,
 ) -> None:
     """Every stored latent under one photo's lightness (see ``colorize_from_latents``): the model
     runs here, ``TRANSFER_BATCH`` latents per call; each output's full-size colouring, encoding and
@@ -273,6 +276,7 @@ def _decode_under(
     for latent_path, latent in stored:
         target = out / rel.parent / f"{rel.stem}-from-{latent_path.stem}.{fmt}"
         latent_target = target.with_suffix(".safetensors") if latents else None
+        sweep(target.parent)  # a killed run's temporary files, as cinn colorize removes them
         try:  # the rules of cinn colorize (see _plans there)
             there = existing_output([target, target.with_suffix(".safetensors")], check_names=2 if latents else 1)
         except OutputError as e:
