@@ -11,10 +11,8 @@ the output keeps that gray's Lab lightness exactly.
 
 from __future__ import annotations
 
-import errno
 import io
 import os
-import stat
 import warnings
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .images import png_bytes
+from .storage import NotReadable, open_regular
 
 # PIL only warns about images between MAX_PIXELS and twice that (and raises above); _check_size
 # refuses them all with a reason, so the warning would be noise on stderr. (A process-wide filter:
@@ -52,32 +51,24 @@ def open_image(path: Path):
     small file can declare a huge size (a decompression bomb) and would take gigabytes.
     """
     try:
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise PhotoError("is a folder, not an image")
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block open() or never end
-            raise PhotoError("is not a regular file (a FIFO, socket or device); skipped")
-        if st.st_size == 0:
-            raise PhotoError("is empty (0 bytes)")
-        with Image.open(path) as im:
-            _check_size(*im.size)
-            im.load()
-            return ImageOps.exif_transpose(im)
+        f = open_regular(path, "an image")
+    except NotReadable as e:
+        raise PhotoError(str(e)) from None
+    try:
+        with f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise PhotoError("is empty (0 bytes)")
+            with Image.open(f) as im:
+                _check_size(*im.size)
+                im.load()
+                return ImageOps.exif_transpose(im)
     except PhotoError:
         raise
-    except FileNotFoundError:
-        raise PhotoError("is a broken symbolic link" if os.path.islink(path) else "no such file") from None
-    except IsADirectoryError:
-        raise PhotoError("is a folder, not an image") from None
     except PermissionError:
         raise PhotoError("cannot be read (permission denied)") from None
     except Image.DecompressionBombError:
         raise PhotoError(f"declares more than {MAX_PIXELS:,} pixels (a decompression bomb?); refused") from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise PhotoError("is a symbolic link loop") from None
-        if e.errno == errno.ENAMETOOLONG:
-            raise PhotoError("has a name too long for this file system") from None
         if isinstance(e, UnidentifiedImageError):
             raise PhotoError("is not an image this tool can read") from None
         if e.errno is not None:  # an I/O error of the file system, not of the data

@@ -23,6 +23,9 @@ class RunReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     not_images: int = 0  # folder entries skipped for their suffix
+    started: int = 0  # inputs taken up by the run (read, skipped or failed)
+    total: int | None = None  # the inputs the run would take up, once counted (None: not known)
+    unit: str = "inputs"  # what ``started`` and ``total`` count
 
     def wrote(self, path: str, **fields: Any) -> None:
         self.written += 1
@@ -44,6 +47,10 @@ class RunReport:
             emit_json({"event": "failed", "path": display_name(path), "reason": reason})
 
     @property
+    def not_started(self) -> int | None:
+        return None if self.total is None else max(0, self.total - self.started)
+
+    @property
     def exit_code(self) -> int:
         return 1 if self.failures else 0
 
@@ -58,7 +65,7 @@ class RunReport:
             "skipped": self.skipped,
             "failed": len(self.failures),
             "not_images": self.not_images,
-            **({"aborted": True, "signal": aborted_by} if aborted_by else {}),
+            **({"aborted": True, "signal": aborted_by, "not_started": self.not_started} if aborted_by else {}),
             **self.extra,
         }
         if self.json_lines:
@@ -77,7 +84,8 @@ class RunReport:
         if self.not_images:
             parts.append(f"{self.not_images} skipped (not an image)")
         if aborted_by:
-            console.print(f"[yellow]aborted[/yellow] by {aborted_by}: inputs not reached were not started")
+            left = "not counted" if self.not_started is None else str(self.not_started)
+            console.print(f"[yellow]aborted[/yellow] by {aborted_by}: {self.unit} not started: {left}")
         elif not (self.written or self.skipped or self.failures):  # an empty folder, a typo'd glob, an empty shard
             console.print("[yellow]warning[/yellow]: no inputs, nothing to do")
         extra = ", ".join(f"{k} {v}" for k, v in self.extra.items())

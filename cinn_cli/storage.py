@@ -15,6 +15,7 @@ Loading checks each of these and says in one sentence what is wrong.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -206,32 +207,45 @@ DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "BOO
 MAX_HEADER_BYTES = 100_000_000
 
 
-def open_regular(path: str | os.PathLike):
-    """Open ``path`` for reading only if it is a regular file (binary, unbuffered-safe).
+class NotReadable(ValueError):
+    """A path that cannot be opened as a regular file; the message is the reason, without the path."""
+
+
+def open_regular(path: str | os.PathLike, what: str = "a file"):
+    """Open ``path`` for binary reading only if it is a regular file; raises ``NotReadable``.
 
     A FIFO or device would block ``open`` forever (and a blocked ``open`` ignores SIGTERM), so
     the type is checked with ``os.stat`` first and the file opened with ``O_NONBLOCK``, then
-    checked again on the descriptor (the path may have been swapped in between).
+    checked again on the descriptor (the path may have been swapped in between). ``what`` names
+    the expected kind of file in the reason for a folder ("is a folder, not an image").
     """
-    path = Path(path)
     try:
         st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise NotReadable(f"is a folder, not {what}")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)) if stat.S_ISREG(st.st_mode) else None
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
+        raise NotReadable("is a broken symbolic link" if os.path.islink(path) else "no such file") from None
+    except PermissionError:
+        raise NotReadable("cannot be read (permission denied)") from None
     except OSError as e:
-        raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ModelFileError(f"{path}: is a folder, not a .safetensors file")
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelFileError(f"{path}: is not a regular file")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot be read ({e.strerror})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ModelFileError(f"{path}: is not a regular file")
+        if e.errno == errno.ELOOP:
+            raise NotReadable("is a symbolic link loop") from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise NotReadable("has a name too long for this file system") from None
+        raise NotReadable(f"cannot be read ({e.strerror or e})") from None
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise NotReadable("is not a regular file (a FIFO, socket or device)")
     return os.fdopen(fd, "rb")
+
+
+def _open_model_file(path: Path):
+    try:
+        return open_regular(path, "a .safetensors file")
+    except NotReadable as e:
+        raise ModelFileError(f"{path}: {e}") from None
 
 
 def _check_header(path: Path, header: Any, data_size: int) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -291,7 +305,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, dict
     non-safetensors, malformed or truncated file.
     """
     path = Path(path)
-    with open_regular(path) as f:
+    with _open_model_file(path) as f:
         try:
             size = os.fstat(f.fileno()).st_size
             head = f.read(8)
@@ -316,7 +330,7 @@ def read_tensors(path: str | os.PathLike) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    with open_regular(path) as f:
+    with _open_model_file(path) as f:
         data = f.read()  # not load_file: it refuses paths that are not UTF-8
     try:
         tensors = load(data)

@@ -119,7 +119,7 @@ def select(items: Iterable[tuple[Path, Path]], shard: tuple[int, int] | None, re
     only), would write the same files: the first (in input order) wins, each later one fails with
     the reason (the same path listed twice is one input). Checked before the shard filter, so
     every shard of a job array agrees. The names seen are kept (about 100 bytes per input; no
-    image is kept).
+    image is kept). Each input of the shard counts as started (``report.started``).
     """
     seen: dict[str, Path] = {}
     for path, rel in items:
@@ -127,6 +127,7 @@ def select(items: Iterable[tuple[Path, Path]], shard: tuple[int, int] | None, re
         first = seen.setdefault(key, path)
         if not in_shard(rel.as_posix(), shard):
             continue
+        report.started += 1
         if first is not path:
             if first == path:  # the same file listed twice: one input
                 continue
@@ -202,27 +203,31 @@ class TempSweeper:
             remove_stale_temps(folder, self.started)
 
 
-def progress_bar(unit: str = "img", source: str | None = None):
+def progress_bar(source: str, skip: Path, shard: tuple[int, int] | None, report, unit: str = "img"):
     """A tqdm counter with the rate (images/s) on stderr, shown only when stderr is a terminal, so
     cron mails, log files and ``2>file`` stay free of carriage-return noise.
 
-    With ``source`` (a file or folder, not ``-``) its inputs are counted in a background thread
-    (names only, no image opened) and the bar gets that total, hence an ETA, once the count is
-    done: a huge tree still starts at once."""
+    The inputs of ``source`` (a file or folder; not ``-``, whose lines are still to come) that
+    this run would read -- ``skip`` (OUT) not entered, only ``shard`` -- are counted in a
+    background thread (names only, no image opened), so a huge tree still starts at once. Once
+    the count is done the bar has its total (hence an ETA) and ``report.total`` is set, from
+    which an interrupted run's summary says how many inputs were not started."""
     import threading
 
     from tqdm import tqdm
 
     bar = tqdm(unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True, leave=False)
-    if not bar.disable and source is not None and source != "-":
+    if source != "-":
 
         def count() -> None:
             from .images import discover
 
             try:
-                bar.total = sum(1 for _ in discover(source))
+                total = sum(1 for _, rel in discover(source, skip=skip) if in_shard(rel.as_posix(), shard))
             except Exception:  # the count is a nicety: the run itself reports what it meets
-                pass
+                return
+            bar.total = total
+            report.total = total
 
         threading.Thread(target=count, name="cinn-count", daemon=True).start()
     return bar

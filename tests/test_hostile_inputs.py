@@ -273,6 +273,130 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
     listed = sum(line["event"] == "written" for line in lines)
     assert listed <= lines[-1]["written"] <= listed + 1 < 160  # the signal may fall inside one line's print
     assert b"aborted by SIGTERM" in err
+    not_started = lines[-1]["not_started"]  # 80 inputs, counted in the background
+    assert 0 < not_started < 80 and f"inputs not started: {not_started}".encode() in err
+
+
+def test_sample_aborted_counts_the_samples_not_started(monkeypatch, tmp_path):
+    """The summary of an interrupted ``cinn sample`` says how many samples were never drawn."""
+    from cinn_cli import report as report_module
+
+    finish = report_module.RunReport.finish
+    seen = {}
+
+    def interrupt_on_second_write(self, path, **fields):
+        self.written += 1
+        if self.written == 2:
+            raise KeyboardInterrupt
+
+    def record_finish(self, aborted_by=None):
+        seen.update(total=self.total, started=self.started, not_started=self.not_started)
+        return finish(self, aborted_by)
+
+    monkeypatch.setattr(report_module.RunReport, "wrote", interrupt_on_second_write)
+    monkeypatch.setattr(report_module.RunReport, "finish", record_finish)
+    result = invoke("sample", "--digit", "3,4", "-n", 5, "--batch-size", 1, "--seed", 0, "-o", tmp_path / "s")
+    assert result.exit_code == 130
+    assert seen == {"total": 10, "started": 2, "not_started": 8}
+    assert "samples not started: 8" in result.output
+
+
+def test_progress_bar_counts_the_inputs_of_the_run(monkeypatch, tmp_path):
+    """On a terminal the bar gets the number of inputs (hence an ETA): OUT inside IN and other
+    shards are not counted, and the report learns the same total."""
+    import io
+
+    from cinn_cli.stream import in_shard, progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    src = tmp_path / "in"
+    (src / "out").mkdir(parents=True)
+    names = [f"{i:02}.png" for i in range(12)]
+    for name in names:
+        Image.fromarray(photo(0, 8, 8)).save(src / name)
+        Image.fromarray(photo(0, 8, 8)).save(src / "out" / name)  # OUT inside IN: not inputs
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    for shard, expected in ((None, 12), ((1, 3), sum(in_shard(n, (1, 3)) for n in names))):
+        report = RunReport("colorize")
+        with progress_bar(str(src), src / "out", shard, report) as bar:
+            deadline = time.monotonic() + 10
+            while report.total is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert bar.total == report.total == expected
+
+
+def test_library_warnings_do_not_reach_stderr(weights, tmp_path):
+    """A JPEG whose EXIF lies about a tag's size makes Pillow warn; the run says nothing of it."""
+    import struct
+    import warnings
+
+    from PIL import ImageOps
+
+    ifd = struct.pack("<H", 1) + struct.pack("<HHII", 0x010E, 2, 1000, 26) + struct.pack("<I", 0)
+    Image.new("L", (16, 16), 100).save(tmp_path / "x.jpg", exif=b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd)
+    with warnings.catch_warnings(record=True) as caught, Image.open(tmp_path / "x.jpg") as im:
+        warnings.simplefilter("always")
+        ImageOps.exif_transpose(im)
+    assert caught, "this file no longer makes Pillow warn: the test needs another"
+    args = ("colorize", tmp_path / "x.jpg", tmp_path / "o", "-n", 1, "--seed", 0, "--weights", weights)
+    proc = subprocess.run(cli(*args), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr.splitlines() == [
+        f"cinn colorize: 1 written, 0 skipped (already there), 0 failed; seed 0, out {tmp_path / 'o'}"
+    ], proc.stderr
+
+
+def test_a_full_disk_fails_the_outputs_it_hits_and_leaves_nothing_half_written(weights, monkeypatch, tmp_path):
+    """ENOSPC part-way through a run: the outputs that did not fit fail by name ("No space left"),
+    exit 1, no temporary file stays, every file that is there decodes; once space is back, the
+    rerun completes to exactly what a clean run writes."""
+    import errno
+    import threading
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(photo(i, 24, 24)).save(src / f"{i}.png")
+    args = ("colorize", src, tmp_path / "o", "-n", 2, "--seed", 3, "--weights", weights, "--workers", 1)
+    real_fdopen, lock, budget = os.fdopen, threading.Lock(), [6000]  # bytes the disk still takes
+
+    class FillingFile:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            with lock:
+                if len(data) > budget[0]:
+                    budget[0] = 0
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                budget[0] -= len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **kw: FillingFile(real_fdopen(fd, *a, **kw)))
+    full = invoke(*args)
+    monkeypatch.undo()
+    assert full.exit_code == 1 and "Traceback" not in full.output, full.output
+    assert "No space left on device" in full.output
+    files = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert not [f for f in files if f.startswith(".cinn-tmp-")]
+    assert 0 < sum(f.endswith(".png") for f in files) < 12
+    for p in (tmp_path / "o").glob("*.png"):
+        with Image.open(p) as im:
+            im.load()
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args[:2], tmp_path / "ref", *args[3:]).exit_code == 0
+    assert tree(tmp_path / "o") == tree(tmp_path / "ref")
 
 
 # --------------------------------------------------------------------------- MNIST sheets and reports
@@ -292,3 +416,7 @@ def test_mnist_sheets_are_scaled_and_every_interpolation_file_is_reported(tmp_pa
     assert result.exit_code == 0 and len(written) == 4 and "4 written" in result.stderr
     result = invoke("sample", "--from-latent", a, "-d", "1,2", "--weights", mnist, "-o", tmp_path / "t")
     assert result.exit_code == 0 and Image.open(tmp_path / "t" / "3-0001-grid.png").size == (4 * 62, 4 * 32)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

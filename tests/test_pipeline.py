@@ -217,12 +217,13 @@ def test_pool_keeps_order_bounds_read_ahead_and_hands_back_errors():
     assert [i for i, _ in done] == list(range(50)) and all(err is None for _, err in done)
 
 
-def test_progress_is_drawn_only_on_a_terminal(monkeypatch):
+def test_progress_is_drawn_only_on_a_terminal(monkeypatch, tmp_path):
+    from cinn_cli.report import RunReport
     from cinn_cli.stream import progress_bar
 
     for tty in (True, False):
         monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
-        with progress_bar() as bar:
+        with progress_bar("-", tmp_path, None, RunReport("colorize")) as bar:
             assert bar.disable is not tty
 
 

@@ -157,7 +157,7 @@ def colorize_photos(
     """
     plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report, seed, temperature)
     workers = workers or default_workers()
-    with shared_cores(device, workers), Pool(workers) as pool, progress_bar(source=source) as bar:
+    with shared_cores(device, workers), Pool(workers) as pool, progress_bar(source, out, shard, report) as bar:
         # The model loads in a worker while the first photos decode (each takes ~0.15 s here).
         loading = pool.submit(load_colorize_model, weights, device, work_size, level_temperatures)
         for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):

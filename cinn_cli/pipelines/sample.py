@@ -67,15 +67,18 @@ def sample_digits(
     shapes = model.latent_shapes()
     out.mkdir(parents=True, exist_ok=True)
     provenance = {**provenance_text(info.sha256), "cinn:temperature": repr(temperature)}
+    report.unit, report.total = "samples", len(digits) * n
     for digit in digits:
         jobs = [SampleJob(digit, k, derive_seed(seed, f"{digit}-{k:04d}", 0)) for k in range(1, n + 1)]
         todo = [j for j in jobs if overwrite or not _outputs_exist(out, j, latents)]
         for j in jobs:
             if j not in todo:
                 report.skip(str(out / f"{j.stem}.png"))
+        report.started += len(jobs) - len(todo)
         tiles = {}
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
+            report.started += len(chunk)
             zs_each = [draw_latent(shapes, j.seed, temperature) for j in chunk]
             zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(shapes))]
             labels = torch.full((len(chunk),), digit, dtype=torch.long, device=device)
