@@ -6,6 +6,7 @@ Torch is imported inside the commands only, so ``cinn --help`` and ``cinn --vers
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,11 +122,23 @@ def interruptible(report):
     (written, skipped, failed; the rest not started; ``--json`` ends with a summary marked
     ``"aborted": true``) and the exit code is 143 (SIGTERM) or 130 (Ctrl-C), as a shell reports
     a process killed by that signal."""
+    import threading
+
     with sigterm_as_interrupt():
         try:
             yield
         except KeyboardInterrupt as e:
-            sys.exit(report.finish(aborted_by="SIGTERM" if isinstance(e, Terminated) else "SIGINT"))
+            code = report.finish(aborted_by="SIGTERM" if isinstance(e, Terminated) else "SIGINT")
+            # Every write has finished and been reported (Pool.__exit__), but a worker may still be
+            # decoding an input (seconds for a huge photo), and a normal exit would wait for it.
+            busy = [t for t in threading.enumerate() if t.name.startswith("cinn-io")]
+            for t in busy:
+                t.join(timeout=0.5)  # idle ones end at once
+            if any(t.is_alive() for t in busy):
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+            sys.exit(code)
 
 
 @contextmanager

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -253,8 +254,17 @@ class Pool:
         if exc_type is None:
             self.flush()
         # On an error or an interrupt, queued jobs are dropped and running ones finish: each
-        # write is atomic, so nothing half-written is left either way.
-        self._executor.shutdown(wait=True, cancel_futures=exc_type is not None)
+        # write is atomic, so nothing half-written is left either way. The writes that finished
+        # are then reported, so an interrupted run's summary counts every file it left.
+        # Reads still running are not waited for: they write nothing, and one decode of a huge
+        # photo would hold an interrupted run for seconds (``interruptible`` ends the process
+        # without joining their threads).
+        self._executor.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+        futures_wait([f for f, _ in self._writes if not f.cancelled()])  # a cancelled one never ends
+        while self._writes:
+            future, on_done = self._writes.popleft()
+            if not future.cancelled():
+                on_done(future.exception())
 
     def read_ahead(self, items: Iterable[T], fn: Callable[[T], R]) -> Iterator[tuple[T, R | Exception]]:
         """``(item, fn(item))`` for each item, in order, with up to ``2 * workers`` computed ahead.

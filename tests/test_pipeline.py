@@ -217,6 +217,25 @@ def test_pool_keeps_order_bounds_read_ahead_and_hands_back_errors():
     assert [i for i, _ in done] == list(range(50)) and all(err is None for _, err in done)
 
 
+def test_an_interrupt_reports_the_writes_that_finished_and_drops_the_queued_ones():
+    """Ctrl-C or SIGTERM while writes are pending: the running write completes and is reported
+    (its file is there, so the summary counts it); the queued ones never start."""
+    from cinn_cli.stream import Pool
+
+    done, ran = [], []
+
+    def slow(i):
+        time.sleep(0.3)
+        ran.append(i)
+
+    with pytest.raises(KeyboardInterrupt), Pool(1) as pool:
+        for i in range(2):  # depth 2: both are pending, the first one running
+            pool.write(lambda i=i: slow(i), lambda err, i=i: done.append((i, err)))
+        time.sleep(0.05)
+        raise KeyboardInterrupt
+    assert ran == [0] and done == [(0, None)]
+
+
 def test_progress_is_drawn_only_on_a_terminal(monkeypatch, tmp_path):
     from cinn_cli.report import RunReport
     from cinn_cli.stream import progress_bar
