@@ -1,6 +1,6 @@
 """Speed of cinn's flow core against FrEIA on the same architectures (CPU, float32).
 
-Builds two architectures twice, once from ``cinn_cli.core`` and once from FrEIA (a bench-only
+Builds two architectures twice, once from ``cinn_cli.flows`` and once from FrEIA (a bench-only
 dependency: ``pip install freia==0.2``; the cinn package itself never imports FrEIA):
 
 1. ``mnist``: the reference MNIST model, 20 x [fixed random permutation, GLOW coupling] on 784
@@ -68,7 +68,7 @@ try:
 except ImportError:  # pragma: no cover - bench-only dependency
     sys.exit("core_speed needs FrEIA (bench-only dependency): pip install freia==0.2")
 
-from cinn_cli.core.blocks import (
+from cinn_cli.flows.blocks import (
     AffineCoupling,
     ConvSubnet,
     ExitSplit,
@@ -77,7 +77,7 @@ from cinn_cli.core.blocks import (
     Flow,
     HaarDownsample,
 )
-from cinn_cli.core.model import PRESETS, MnistCINN
+from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN
 
 MNIST_BATCH = 256
 CONV_BATCH = 64

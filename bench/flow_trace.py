@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from cinn_cli.core.blocks import AffineCoupling, ExitSplit
-from cinn_cli.mnist_data import find_mnist_dir, load_mnist
-from cinn_cli.pipelines.evaluate import per_image_bits_per_dim
-from cinn_cli.pipelines.sample import load_mnist_model
-from cinn_cli.storage import shipped_weights
+from cinn_cli.files.model_file import shipped_weights
+from cinn_cli.flows.blocks import AffineCoupling, ExitSplit
+from cinn_cli.tasks.mnist.data import find_mnist_dir, load_mnist
+from cinn_cli.tasks.mnist.evaluate import per_image_bits_per_dim
+from cinn_cli.tasks.mnist.sample import load_mnist_model
 
 
 def fmt(values: torch.Tensor, spec: str) -> str:

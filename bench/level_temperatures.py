@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from cinn_cli.pipelines.evaluate_colorize import evaluate_colorize
+from cinn_cli.tasks.colorize.evaluate import evaluate_colorize
 
 
 def parse_setting(text: str) -> tuple[float, ...]:

@@ -8,7 +8,7 @@ alternating in each of ``--rounds`` rounds after a one-photo warm-up (model load
 * run: ``cinn colorize - OUT -n N --no-latents --seed 0 --workers W`` in this process (paths on
   stdin), timed from the command's start to its exit, so model loading is included but the
   Python and torch start-up (see cli_speed.py) is not;
-* io: the same thread pool (``cinn_cli.stream.Pool``, ``W`` workers) decoding each photo exactly as
+* io: the same thread pool (``cinn_cli.batch.stream.Pool``, ``W`` workers) decoding each photo exactly as
   colorize does (``read_gray``) and encoding and atomically writing N full-size RGB PNGs with
   the same text chunks, with no model: the floor a perfectly overlapped pipeline can reach.
 
@@ -41,7 +41,7 @@ def run_pass(paths: list[Path], out: Path, n: int, workers: int, device: str, ba
     """Seconds for one ``cinn colorize`` over ``paths`` (exit code checked)."""
     from click.testing import CliRunner
 
-    from cinn_cli.cli import main
+    from cinn_cli.cli.app import main
 
     args = ["colorize", "-", str(out), "-n", str(n), "--no-latents", "--seed", "0", "--workers", str(workers)]
     args += ["--device", device, "--batch-size", str(batch_size)]
@@ -56,10 +56,10 @@ def run_pass(paths: list[Path], out: Path, n: int, workers: int, device: str, ba
 
 def io_pass(paths: list[Path], out: Path, n: int, workers: int) -> float:
     """Seconds to decode each photo as colorize does and write N PNGs of its size, with no model."""
-    from cinn_cli.photos import encode_image, read_gray
-    from cinn_cli.pipelines.sample import provenance_text
-    from cinn_cli.storage import atomic_write_bytes
-    from cinn_cli.stream import Pool
+    from cinn_cli.batch.images import provenance_text
+    from cinn_cli.batch.photos import encode_image, read_gray
+    from cinn_cli.batch.stream import Pool
+    from cinn_cli.files.atomic import atomic_write_bytes
 
     text = {**provenance_text("0" * 64), "cinn:temperature": "1.0", "cinn:source": "x", "cinn:seed": "0"}
 
@@ -78,7 +78,7 @@ def io_pass(paths: list[Path], out: Path, n: int, workers: int) -> float:
 
 
 def main() -> None:
-    from cinn_cli.stream import default_workers
+    from cinn_cli.batch.stream import default_workers
 
     parser = argparse.ArgumentParser(description="cinn colorize throughput against pure decode+encode")
     parser.add_argument("--photos", type=Path, default=next((p for p in PHOTOS if p.is_dir()), PHOTOS[0]))

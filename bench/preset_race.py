@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from cinn_cli.training import checkpoint_path
+from cinn_cli.training.loop import checkpoint_path
 
 # The probe: both presets train side by side, as in the race, for this long; each run's step
 # count and seconds are read from the checkpoint SIGTERM makes it write.

@@ -21,10 +21,10 @@ import argparse
 
 import torch
 
-from cinn_cli.metrics import load_classifier
-from cinn_cli.mnist_data import find_mnist_dir, load_mnist
-from cinn_cli.pipelines.evaluate import decode_every_digit, encode_digits, score_style_transfer
-from cinn_cli.storage import load_model, resolve_weights
+from cinn_cli.files.model_file import load_model, resolve_weights
+from cinn_cli.tasks.mnist.data import find_mnist_dir, load_mnist
+from cinn_cli.tasks.mnist.evaluate import decode_every_digit, encode_digits, score_style_transfer
+from cinn_cli.tasks.mnist.metrics import load_classifier
 
 SAMPLE_T = 0.65
 

@@ -1,4 +1,4 @@
-"""Train the evaluation classifier (``cinn_cli.core.classifier.MnistClassifier``) on MNIST.
+"""Train the evaluation classifier (``cinn_cli.tasks.mnist.classifier.MnistClassifier``) on MNIST.
 
     python bench/train_classifier.py [--data DIR] [--epochs 4] [--threads 1] [--out weights/...]
 
@@ -25,8 +25,8 @@ from safetensors.torch import save_file
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cinn_cli.core.classifier import MnistClassifier  # noqa: E402
-from cinn_cli.mnist_data import find_mnist_dir, load_mnist  # noqa: E402
+from cinn_cli.tasks.mnist.classifier import MnistClassifier  # noqa: E402
+from cinn_cli.tasks.mnist.data import find_mnist_dir, load_mnist  # noqa: E402
 
 FORMAT = "cinn-classifier"
 VERSION = "1"

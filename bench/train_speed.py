@@ -42,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from core_speed import build_mnist, cpu_name, nll_loss  # noqa: E402  (FrEIA check and import there)
 
-from cinn_cli.core.model import PRESETS, MnistCINN  # noqa: E402
+from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN
 
 BATCH = {"paper": 256, "default": 64, "default3x3": 64}  # the presets' recipe batch sizes (pipelines/train.py)
 CLIP = 10.0

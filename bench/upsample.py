@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cinn_cli.color import guided_upsample, lab_pair, lab_to_rgb, resize
-from cinn_cli.metrics import best_of_n_rmse, colourfulness
-from cinn_cli.photos import center_crop
-from cinn_cli.pipelines.colorize import load_colorize_model
-from cinn_cli.pipelines.evaluate_colorize import sampled_ab
-from cinn_cli.pipelines.train import load_photos
+from cinn_cli.batch.photos import center_crop
+from cinn_cli.tasks.colorize.color import guided_upsample, lab_pair, lab_to_rgb, resize
+from cinn_cli.tasks.colorize.colorize import load_colorize_model
+from cinn_cli.tasks.colorize.evaluate import sampled_ab
+from cinn_cli.tasks.colorize.metrics import best_of_n_rmse, colourfulness
+from cinn_cli.tasks.colorize.train import load_photos
 
 
 def back_projected(ab: torch.Tensor, L: torch.Tensor, rounds: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """``python -m cinn_cli`` (also the entry point for ``torchrun -m cinn_cli``)."""
 
-from .cli import entry
+from cinn_cli.cli.app import entry
 
 entry()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from click_man.core import write_man_pages
 
-from cinn_cli.cli import main
-from cinn_cli.storage import package_version
+from cinn_cli.cli.app import main
+from cinn_cli.files.model_file import package_version
 
 MAN_DIR = Path(__file__).resolve().parent
 DATE = "2026-11"

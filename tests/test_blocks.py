@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
-from cinn_cli.core.blocks import (
+from cinn_cli.flows.blocks import (
     AffineCoupling,
     ConvSubnet,
     ExitSplit,
@@ -441,7 +441,7 @@ def _fused_inputs(shape, seed=0):
 def test_fused_affine_gradcheck(shape, alpha):
     """The hand-written backward of the fused clamp+exp+affine (forward and inverse) matches
     finite differences in float64, for both outputs (the values and the per-sample log-det)."""
-    from cinn_cli.core.blocks import affine_forward, affine_inverse
+    from cinn_cli.flows.blocks import affine_forward, affine_inverse
 
     x, s, t = _fused_inputs(shape)
     assert torch.autograd.gradcheck(lambda x, s, t: affine_forward(x, s, t, alpha), (x, s, t))
@@ -452,7 +452,7 @@ def test_fused_affine_gradcheck(shape, alpha):
 def test_fused_affine_matches_unfused(shape):
     """Fused forward/inverse equal the plain formulas, invert each other, and leave inputs alone;
     also on non-contiguous views (the halves of a subnet output, as the coupling passes them)."""
-    from cinn_cli.core.blocks import affine_forward, affine_inverse
+    from cinn_cli.flows.blocks import affine_forward, affine_inverse
 
     alpha = 1.5
     x, s, t = _fused_inputs(shape, seed=3)

@@ -13,12 +13,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cinn_cli import cli
-from cinn_cli.cli import MNIST_TEMPERATURE, main, parse_digits
-from cinn_cli.core.model import MnistCINN, MnistConfig
-from cinn_cli.images import quantize
-from cinn_cli.latents import load_latent
-from cinn_cli.storage import load_model, save_model
+from cinn_cli.batch.images import quantize
+from cinn_cli.cli import app as cli
+from cinn_cli.cli.app import MNIST_TEMPERATURE, main, parse_digits
+from cinn_cli.files.latents import load_latent
+from cinn_cli.files.model_file import load_model, save_model
+from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 
 TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
 

@@ -7,7 +7,14 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from cinn_cli.color import LabColourer, gray_to_lightness, guided_upsample, lab_to_rgb, resize, rgb_to_lab
+from cinn_cli.tasks.colorize.color import (
+    LabColourer,
+    gray_to_lightness,
+    guided_upsample,
+    lab_to_rgb,
+    resize,
+    rgb_to_lab,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

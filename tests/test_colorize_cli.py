@@ -11,11 +11,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cinn_cli.cli import main
-from cinn_cli.core.model import ColorizeCINN, ColorizeConfig
-from cinn_cli.latents import load_latent
-from cinn_cli.metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
-from cinn_cli.storage import load_model, save_model
+from cinn_cli.cli.app import main
+from cinn_cli.files.latents import load_latent
+from cinn_cli.files.model_file import load_model, save_model
+from cinn_cli.tasks.colorize.metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
+from cinn_cli.tasks.colorize.model import ColorizeCINN, ColorizeConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -147,7 +147,7 @@ def test_same_seed_same_bytes_skip_existing_and_stdin(setup, tmp_path):
 def test_colouring_on_the_main_thread_writes_the_same_bytes(setup, tmp_path, monkeypatch):
     """The GPU arrangement (full-size colouring on the main thread, workers only encode), run on
     the CPU, writes exactly what the CPU arrangement (colouring in the workers) writes."""
-    from cinn_cli.pipelines import colorize as pipeline
+    from cinn_cli.tasks.colorize import colorize as pipeline
 
     root, weights = setup
     args = ("colorize", root / "in" / "sub", "-n", 2, "--seed", 7, "--weights", weights, "--grid")
@@ -168,7 +168,7 @@ def test_the_model_and_workers_share_the_cores_on_the_cpu(setup, tmp_path, monke
     """On the CPU colorize gives each of its workers + 1 Python threads cores // (workers + 1)
     torch threads (this machine: 2 workers by default, so one each) and restores the setting
     after; a user's OMP_NUM_THREADS decides instead."""
-    from cinn_cli.pipelines import colorize as pipeline
+    from cinn_cli.tasks.colorize import colorize as pipeline
 
     root, weights = setup
     real, seen = pipeline.working_ab, []
@@ -194,7 +194,7 @@ def test_the_model_and_workers_share_the_cores_on_the_cpu(setup, tmp_path, monke
 
 
 def test_missing_shipped_model_is_one_sentence(tmp_path, monkeypatch):
-    from cinn_cli import storage
+    from cinn_cli.files import model_file as storage
 
     monkeypatch.setattr(storage, "shipped_weights", lambda name: tmp_path / f"{name}.safetensors")
     (tmp_path / "x.png").write_bytes(b"")
@@ -218,7 +218,7 @@ def test_bad_model_file_fails_the_run_with_or_without_inputs(setup, tmp_path, in
 
 
 def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
-    from cinn_cli.core import colorize as core
+    from cinn_cli.tasks.colorize import model as core
 
     root, _ = setup
     monkeypatch.setitem(core.COLORIZE_PRESETS, "default", ColorizeConfig(**TINY))
@@ -288,7 +288,7 @@ def test_colourfulness_known_values():
 def test_training_crops_follow_the_recipe(setup):
     """Crops are crop_size squares from scales 1, 1/2, 1/4 that keep the short side >= the crop;
     a photo smaller than the crop is enlarged; batches are (ab at half resolution, L)."""
-    from cinn_cli.pipelines.train import ColorizeTask, crop_pyramid
+    from cinn_cli.tasks.colorize.train import ColorizeTask, crop_pyramid
 
     levels = crop_pyramid(photo(0, 72, 100), 16)
     assert [tuple(t.shape) for t in levels] == [(3, 72, 100), (3, 36, 50), (3, 18, 25)]
@@ -303,7 +303,7 @@ def test_training_crops_follow_the_recipe(setup):
 def test_training_crop_sizes_one_size_per_batch(setup):
     """--crop-sizes: each batch at one of the sizes, drawn from the run's generator; one size
     (the default) draws nothing extra, so a run without the option keeps its random stream."""
-    from cinn_cli.pipelines.train import ColorizeTask
+    from cinn_cli.tasks.colorize.train import ColorizeTask
 
     root, _ = setup
     model, noise = ColorizeCINN(ColorizeConfig(**TINY)), ((-0.5, -0.5), (0.5, 0.5))
@@ -337,7 +337,7 @@ def test_colorize_with_a_same_resolution_model(setup, tmp_path):
 
 
 def test_out_of_memory_halves_the_batch(setup, tmp_path, monkeypatch):
-    from cinn_cli.pipelines import colorize as pipeline
+    from cinn_cli.tasks.colorize import colorize as pipeline
 
     root, weights = setup
     real, sizes = pipeline.working_ab, []

@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from PIL import Image
 from test_colorize_cli import photo, tiny_model_file
 
-from cinn_cli.cli import main
-from cinn_cli.latents import Latent, load_latent, save_latent
-from cinn_cli.photos import read_gray, read_rgb
-from cinn_cli.pipelines.colorize_latents import (
+from cinn_cli.batch.photos import read_gray, read_rgb
+from cinn_cli.cli.app import main
+from cinn_cli.files.latents import Latent, load_latent, save_latent
+from cinn_cli.files.model_file import load_model, shipped_weights
+from cinn_cli.tasks.colorize.transfer import (
     VERIFY_LIMIT_RGB,
     fit_latent,
     mix_levels,
@@ -24,7 +25,6 @@ from cinn_cli.pipelines.colorize_latents import (
     rgb_at_colour_grid,
     working_lightness,
 )
-from cinn_cli.storage import load_model, shipped_weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "val"
@@ -220,7 +220,7 @@ def test_transfer_batches_and_thread_arrangements_write_the_same_bytes(setup, tm
     """Colour transfer decodes several latents per model call and colours in the workers; one
     latent per call, or colouring on the main thread (the GPU arrangement), writes the same bytes.
     An output that cannot be written fails alone."""
-    from cinn_cli.pipelines import colorize_latents as pipeline
+    from cinn_cli.tasks.colorize import transfer as pipeline
 
     root, weights = setup
     assert invoke("encode", root / "in", tmp_path / "lat", "--model", weights).exit_code == 0

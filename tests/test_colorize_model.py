@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
-from cinn_cli.core.colorize import ab_bits_per_dim
-from cinn_cli.core.model import COLORIZE_PRESETS, ColorizeCINN, ColorizeConfig, build_model, count_parameters
+from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN, ColorizeConfig, ab_bits_per_dim
+from cinn_cli.tasks.registry_tmp import build_model, count_parameters
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -188,7 +188,7 @@ def test_level_temperatures_are_one_factor_per_latent_level():
     factor is refused when the model is built; draw_latent scales each level by its own T."""
     from dataclasses import replace
 
-    from cinn_cli.latents import draw_latent
+    from cinn_cli.files.latents import draw_latent
 
     cfg = TINY["half-res"]
     assert ColorizeCINN(cfg).level_temperatures(0.8) == [0.8, 0.8]

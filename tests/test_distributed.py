@@ -10,11 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cinn_cli.cli import main
-from cinn_cli.core.model import MnistCINN
-from cinn_cli.pipelines.train import MNIST_TRAIN_NOISE, PRESETS, MnistTask, with_config
-from cinn_cli.storage import load_model
-from cinn_cli.training import checkpoint_path
+from cinn_cli.cli.app import main
+from cinn_cli.files.model_file import load_model
+from cinn_cli.tasks.mnist.model import MnistCINN
+from cinn_cli.tasks.mnist.train import MNIST_TRAIN_NOISE, PRESETS, MnistTask
+from cinn_cli.training.loop import checkpoint_path
+from cinn_cli.training.setup import with_config
 
 # The paper preset (fully connected, no LR warm-up, Gaussian noise), shrunk: 3 steps at lr 5e-4
 # move every weight by 10-100 % of its norm, so equal results are not equal initialisations.
@@ -85,7 +86,7 @@ def test_each_process_gets_its_rows_of_the_single_process_batch(mnist_dir, prese
 
 
 def test_each_process_takes_the_gpu_of_its_local_rank():
-    from cinn_cli.distributed import rank_device
+    from cinn_cli.training.distributed import rank_device
 
     assert rank_device(torch.device("cuda"), 3) == torch.device("cuda", 3)
     assert rank_device(torch.device("cuda:1"), 1) == torch.device("cuda", 1)
@@ -99,8 +100,8 @@ def test_colorize_processes_get_their_rows_of_the_single_process_batch(tmp_path)
     import numpy as np
     from PIL import Image
 
-    from cinn_cli.core.colorize import ColorizeCINN, ColorizeConfig
-    from cinn_cli.pipelines.train import COLORIZE_NOISE, ColorizeTask
+    from cinn_cli.tasks.colorize.model import ColorizeCINN, ColorizeConfig
+    from cinn_cli.tasks.colorize.train import COLORIZE_NOISE, ColorizeTask
 
     rng = np.random.default_rng(0)
     for i in range(3):

@@ -10,10 +10,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cinn_cli.cli import main
-from cinn_cli.core.model import MnistCINN, MnistConfig
-from cinn_cli.latents import load_latent
-from cinn_cli.storage import save_model
+from cinn_cli.cli.app import main
+from cinn_cli.files.latents import load_latent
+from cinn_cli.files.model_file import save_model
+from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 
 TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
 
@@ -79,9 +79,9 @@ def test_decode_under_other_digits_writes_one_image_per_digit(setup, tmp_path):
 def test_style_transfer_scales_the_latent_by_the_transfer_temperature(setup, tmp_path):
     """Under --digit every decode is of the stored latent times --transfer-temperature (default
     MNIST_TRANSFER_TEMPERATURE, recorded in the PNG); without --digit the latent is decoded as stored."""
-    from cinn_cli.cli import MNIST_TRANSFER_TEMPERATURE
-    from cinn_cli.images import quantize
-    from cinn_cli.storage import load_model
+    from cinn_cli.batch.images import quantize
+    from cinn_cli.cli.app import MNIST_TRANSFER_TEMPERATURE
+    from cinn_cli.files.model_file import load_model
 
     root, weights, digits = setup
     invoke("encode", root / "in" / "3" / "img 0.png", tmp_path / "z", "--model", weights, "--digit", "3")
@@ -152,7 +152,7 @@ def test_latents_of_another_model_or_truncated_are_refused(setup, tmp_path):
 
 
 def test_slerp_keeps_endpoints_and_a_typical_norm():
-    from cinn_cli.latents import slerp
+    from cinn_cli.files.latents import slerp
 
     g = torch.Generator().manual_seed(0)
     a = [torch.randn(2, 3, 3, generator=g), torch.randn(5, generator=g)]
@@ -182,10 +182,10 @@ def test_shipped_model_has_no_outlier_and_round_trips_exactly():
     """Every test image is under 8 bits/dim under the shipped model (the clamp-1.5 model it
     replaced sent test image 5627 to 7e5 bits/dim with a latent of norm 3e4), and the float64
     encode/decode of the commands gives back the first 500 test images and 5627 exactly."""
-    from cinn_cli.mnist_data import find_mnist_dir, load_mnist
-    from cinn_cli.pipelines.evaluate import per_image_bits_per_dim, round_trip_errors
-    from cinn_cli.pipelines.sample import load_mnist_model
-    from cinn_cli.storage import shipped_weights
+    from cinn_cli.files.model_file import shipped_weights
+    from cinn_cli.tasks.mnist.data import find_mnist_dir, load_mnist
+    from cinn_cli.tasks.mnist.evaluate import per_image_bits_per_dim, round_trip_errors
+    from cinn_cli.tasks.mnist.sample import load_mnist_model
 
     data = find_mnist_dir()
     if data is None or not data.is_dir():

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from PIL import Image
 from test_encode import tiny_model_file
 
-from cinn_cli.cli import main
-from cinn_cli.storage import shipped_weights
+from cinn_cli.cli.app import main
+from cinn_cli.files.model_file import shipped_weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -259,7 +259,7 @@ def _gzip_stream(path, head: bytes, zeros: int):
 def test_gzip_bombs_among_idx_files_are_refused_before_inflating(tmp_path):
     """A header declaring terabytes is refused unread; a stream longer than its header is read
     only to the declared size plus one byte (so a bomb costs what its header says, at most 1 GiB)."""
-    from cinn_cli.mnist_data import MnistDataError, read_idx
+    from cinn_cli.tasks.mnist.data import MnistDataError, read_idx
 
     huge = _gzip_stream(tmp_path / "huge-images-idx3-ubyte.gz", struct.pack(">HBBIII", 0, 8, 3, 10**9, 28, 28), 1 << 20)
     with pytest.raises(MnistDataError, match="huge-images-idx3-ubyte.gz declares"):
@@ -274,7 +274,7 @@ def test_shipped_metadata_has_no_absolute_paths(name):
     """The build machine's paths were rewritten (bench/relative_paths.py): none may come back."""
     import re
 
-    from cinn_cli.storage import read_header
+    from cinn_cli.files.model_file import read_header
 
     path = shipped_weights(name)
     if not path.exists():
@@ -286,7 +286,7 @@ def test_shipped_metadata_has_no_absolute_paths(name):
 
 def test_no_image_is_written_from_non_finite_model_output(weights, tmp_path, monkeypatch):
     """Finite inputs, a model that overflows: each output fails by name, nothing black is written."""
-    from cinn_cli.core.model import MnistCINN
+    from cinn_cli.tasks.mnist.model import MnistCINN
 
     z = tmp_path / "z"
     assert invoke("sample", "--weights", weights, "-n", "1", "-d", "3", "-o", z).exit_code == 0

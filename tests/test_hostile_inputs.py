@@ -21,10 +21,10 @@ from click.testing import CliRunner
 from PIL import Image
 from test_colorize_cli import photo, tiny_model_file
 
-from cinn_cli.cli import main
-from cinn_cli.images import discover
-from cinn_cli.photos import PhotoError, read_gray
-from cinn_cli.report import RunReport, display_name
+from cinn_cli.batch.images import discover
+from cinn_cli.batch.photos import PhotoError, read_gray
+from cinn_cli.batch.report import RunReport, display_name
+from cinn_cli.cli.app import main
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LONG_OK = "l" * 236 + ".png"  # 240 bytes: its latent name (<stem>-1.safetensors) is 254 bytes
@@ -279,7 +279,7 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
 
 def test_sample_aborted_counts_the_samples_not_started(monkeypatch, tmp_path):
     """The summary of an interrupted ``cinn sample`` says how many samples were never drawn."""
-    from cinn_cli import report as report_module
+    from cinn_cli.batch import report as report_module
 
     finish = report_module.RunReport.finish
     seen = {}
@@ -306,7 +306,7 @@ def test_progress_bar_counts_the_inputs_of_the_run(monkeypatch, tmp_path):
     shards are not counted, and the report learns the same total."""
     import io
 
-    from cinn_cli.stream import in_shard, progress_bar
+    from cinn_cli.batch.stream import in_shard, progress_bar
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cinn_cli.images import grid, png_bytes
+from cinn_cli.batch.images import grid, png_bytes
 
 
 @pytest.mark.parametrize("shape, mode", [((28, 28), "L"), ((5, 7, 3), "RGB"), ((6, 1, 4), "RGBA"), ((1, 1), "L")])

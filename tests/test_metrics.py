@@ -10,15 +10,15 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from cinn_cli.core.classifier import MnistClassifier
-from cinn_cli.metrics import (
+from cinn_cli.tasks.mnist.classifier import MnistClassifier
+from cinn_cli.tasks.mnist.data import find_mnist_dir, load_mnist
+from cinn_cli.tasks.mnist.metrics import (
     classifier_accuracy,
     classifier_features,
     diversity_ratio,
     frechet_distance,
     load_classifier,
 )
-from cinn_cli.mnist_data import find_mnist_dir, load_mnist
 
 
 def gaussian_with_exact_moments(n: int, mu: torch.Tensor, sigma: torch.Tensor, seed: int) -> torch.Tensor:
@@ -193,7 +193,7 @@ def test_shipped_classifier_accuracy_on_test_images():
 def test_digit_style_slant_sign_ink_and_blank():
     """A bar leaning right (top to the right) has slant < 0, its mirror > 0, an upright one 0;
     ink is the summed intensity in [0, 1] units."""
-    from cinn_cli.metrics import digit_style
+    from cinn_cli.tasks.mnist.metrics import digit_style
 
     img = torch.zeros(4, 28, 28, dtype=torch.uint8)
     for r in range(4, 24):
@@ -207,7 +207,7 @@ def test_digit_style_slant_sign_ink_and_blank():
 
 
 def test_style_kept_is_one_for_the_same_style_and_about_zero_for_unrelated():
-    from cinn_cli.metrics import style_kept
+    from cinn_cli.tasks.mnist.metrics import style_kept
 
     g = torch.Generator().manual_seed(0)
     a = (torch.rand(200, 28, 28, generator=g) ** 3 * 255).to(torch.uint8)
@@ -221,8 +221,8 @@ def test_style_kept_is_one_for_the_same_style_and_about_zero_for_unrelated():
 
 
 def test_ab_errors_perfect_gray_and_known_case():
-    from cinn_cli.color import lab_to_rgb
-    from cinn_cli.metrics import ab_errors
+    from cinn_cli.tasks.colorize.color import lab_to_rgb
+    from cinn_cli.tasks.colorize.metrics import ab_errors
 
     target = torch.rand(2, 3, 300, 520)
     L = torch.full((1, 1, 4, 4), 60.0)

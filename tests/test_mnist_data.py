@@ -10,7 +10,7 @@ import pytest
 import torch
 from idx_files import idx_bytes, make_split, write
 
-from cinn_cli.mnist_data import MnistDataError, find_mnist_dir, load_mnist, read_idx
+from cinn_cli.tasks.mnist.data import MnistDataError, find_mnist_dir, load_mnist, read_idx
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gzip"])

@@ -15,14 +15,9 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
-from cinn_cli.core.model import (
-    PRESETS,
-    MnistCINN,
-    MnistConfig,
-    bits_per_dim,
-    build_model,
-    count_parameters,
-)
+from cinn_cli.flows.base import bits_per_dim
+from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN, MnistConfig
+from cinn_cli.tasks.registry_tmp import build_model, count_parameters
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -251,7 +246,7 @@ def test_config_round_trip_rebuilds_model():
 def test_log_prob_under_bf16_autocast_is_accumulated_in_float32():
     """--precision bf16: matmuls and convolutions in bfloat16, log-dets and ||z||^2 summed in
     float32, so log p stays a float32 number close to the float32 model's."""
-    from cinn_cli.core.blocks import sum_except_batch
+    from cinn_cli.flows.blocks import sum_except_batch
 
     ones = torch.ones(1, 1001, dtype=torch.bfloat16)
     assert sum_except_batch(ones).dtype == torch.float32 and sum_except_batch(ones).item() == 1001.0  # bf16: 1000

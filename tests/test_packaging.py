@@ -28,7 +28,7 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     data = f"cinn-{wheel.name.split('-')[1]}.data/data/share/man/man1"  # installed as <prefix>/share/man/man1
     assert pages and all(f"{data}/{page}" in names for page in pages)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "cinn = cinn_cli.cli:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "cinn = cinn_cli.cli.app:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
     code = (

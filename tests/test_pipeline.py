@@ -21,11 +21,12 @@ from click.testing import CliRunner
 from PIL import Image
 from test_colorize_cli import TINY, photo
 
-from cinn_cli.cli import main
-from cinn_cli.core.model import ColorizeCINN, ColorizeConfig
-from cinn_cli.latents import derive_seed, load_latent
-from cinn_cli.storage import file_sha256, package_version, save_model
-from cinn_cli.stream import Pool, in_shard, parse_shard
+from cinn_cli.batch.stream import Pool, in_shard, parse_shard
+from cinn_cli.cli.app import main
+from cinn_cli.files.atomic import file_sha256
+from cinn_cli.files.latents import derive_seed, load_latent
+from cinn_cli.files.model_file import package_version, save_model
+from cinn_cli.tasks.colorize.model import ColorizeCINN, ColorizeConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -160,7 +161,7 @@ def test_inputs_whose_outputs_would_collide_fail_with_a_reason(weights, tmp_path
 
 
 def test_discover_is_lazy_and_keeps_the_sorted_order(tmp_path):
-    from cinn_cli.images import discover
+    from cinn_cli.batch.images import discover
 
     read = []
 
@@ -220,7 +221,7 @@ def test_pool_keeps_order_bounds_read_ahead_and_hands_back_errors():
 def test_an_interrupt_reports_the_writes_that_finished_and_drops_the_queued_ones():
     """Ctrl-C or SIGTERM while writes are pending: the running write completes and is reported
     (its file is there, so the summary counts it); the queued ones never start."""
-    from cinn_cli.stream import Pool
+    from cinn_cli.batch.stream import Pool
 
     done, ran = [], []
 
@@ -237,8 +238,8 @@ def test_an_interrupt_reports_the_writes_that_finished_and_drops_the_queued_ones
 
 
 def test_progress_is_drawn_only_on_a_terminal(monkeypatch, tmp_path):
-    from cinn_cli.report import RunReport
-    from cinn_cli.stream import progress_bar
+    from cinn_cli.batch.report import RunReport
+    from cinn_cli.batch.stream import progress_bar
 
     for tty in (True, False):
         monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
@@ -334,7 +335,7 @@ def test_unreadable_input_and_read_only_output(weights, tmp_path):
 
 def test_permission_denied_becomes_a_reason_even_as_root(tmp_path, monkeypatch):
     """The mapping the chmod test checks, testable where root can read anything."""
-    from cinn_cli import photos
+    from cinn_cli.batch import photos
 
     (tmp_path / "a.png").write_bytes(b"x")
 

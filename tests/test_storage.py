@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cinn_cli.core.model import MnistCINN, MnistConfig
-from cinn_cli.storage import ModelFileError, atomic_write_bytes, load_model, read_model_info, save_model
+from cinn_cli.files.atomic import atomic_write_bytes
+from cinn_cli.files.model_file import ModelFileError, load_model, read_model_info, save_model
+from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 
 TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
 
@@ -143,7 +144,7 @@ def test_canonical_safetensors_gives_equal_bytes_for_equal_contents(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load, save
 
-    from cinn_cli.storage import canonical_safetensors
+    from cinn_cli.files.model_file import canonical_safetensors
 
     tensors = {"z0": torch.arange(3.0), "z1": torch.ones(2, 2)}
     metadata = {f"key{i}": f"välue {i}" for i in range(12)}

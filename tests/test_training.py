@@ -9,12 +9,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cinn_cli.cli import MNIST_TEMPERATURE, main
-from cinn_cli.core.model import MnistCINN, MnistConfig
-from cinn_cli.pipelines import train as train_module
-from cinn_cli.pipelines.train import MnistTask, train_mnist
-from cinn_cli.storage import load_model
-from cinn_cli.training import TrainingInterrupted, checkpoint_path, load_same_model, model_config
+from cinn_cli.cli.app import MNIST_TEMPERATURE, main
+from cinn_cli.files.model_file import load_model
+from cinn_cli.tasks.mnist import train as train_module
+from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
+from cinn_cli.tasks.mnist.train import MnistTask, train_mnist
+from cinn_cli.training.loop import TrainingInterrupted, checkpoint_path, load_same_model, model_config
 
 TINY = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
 
@@ -257,7 +257,7 @@ def test_log_jsonl_has_one_record_per_evaluation(mnist_dir, tmp_path):
 
 
 def test_rising_held_out_metric_is_detected():
-    from cinn_cli.training import rose
+    from cinn_cli.training.loop import rose
 
     assert rose([2.0, 1.5, 1.6, 1.7, 1.8], 3)
     assert not rose([2.0, 1.5, 1.6, 1.55, 1.8], 3)
@@ -275,7 +275,7 @@ def test_eval_record_stores_the_numbers_in_the_model_file(mnist_dir, tmp_path):
     assert result.exit_code == 0, result.output
     model, info = load_model(out)
     assert info.metrics["test_bits_per_dim"] == json.loads(result.stdout)["test_bits_per_dim"]
-    from cinn_cli.cli import MNIST_TRANSFER_TEMPERATURE
+    from cinn_cli.cli.app import MNIST_TRANSFER_TEMPERATURE
 
     transfers = info.metrics["style_transfer"]
     assert [st["temperature"] for st in transfers] == [MNIST_TRANSFER_TEMPERATURE, 1.0]
@@ -289,8 +289,8 @@ def test_eval_record_stores_the_numbers_in_the_model_file(mnist_dir, tmp_path):
 
 
 def test_style_transfer_under_the_own_digit_is_the_exact_round_trip(mnist_dir, tmp_path):
-    from cinn_cli.mnist_data import load_mnist
-    from cinn_cli.pipelines.evaluate import style_transfer
+    from cinn_cli.tasks.mnist.data import load_mnist
+    from cinn_cli.tasks.mnist.evaluate import style_transfer
 
     out = tmp_path / "s.safetensors"
     run_tiny(mnist_dir, out, steps=2)

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .images import png_bytes
-from .storage import NotReadable, open_regular
+from cinn_cli.batch.images import png_bytes
+from cinn_cli.files.atomic import NotReadable, open_regular
 
 # PIL only warns about images between MAX_PIXELS and twice that (and raises above); _check_size
 # refuses them all with a reason, so the warning would be noise on stderr. (A process-wide filter:

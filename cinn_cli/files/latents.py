@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .storage import ModelFileError, atomic_write_bytes, canonical_safetensors, read_header, read_tensors
+from cinn_cli.files.atomic import atomic_write_bytes
+from cinn_cli.files.model_file import ModelFileError, canonical_safetensors, read_header, read_tensors
 
 LATENT_FORMAT = "cinn-latent"
 LATENT_FORMAT_VERSION = "1"
@@ -57,19 +59,6 @@ def draw_latent(shapes: list[tuple[int, ...]], seed: int, temperature: float | S
     g = torch.Generator().manual_seed(seed)
     temps = [temperature] * len(shapes) if isinstance(temperature, (int, float)) else temperature
     return [torch.randn(shape, generator=g) * t for shape, t in zip(shapes, temps, strict=True)]
-
-
-BEST_GUESS_INDEX = 1  # colorize: sample 1 is the best guess, the latent's mode (z = 0), not a draw
-
-
-def colorize_latent(shapes: list[tuple[int, ...]], seed: int, temperature: float | Sequence[float], index: int):
-    """Colorize sample ``index``'s latent levels: for sample 1 (``BEST_GUESS_INDEX``) all zeros,
-    the mode of the latent Gaussian (temperature 0), which the flow maps to the model's most
-    probable colouring in latent space, so a user who takes only the first file gets the best
-    guess; for the others ``draw_latent(shapes, seed, temperature)``, diverse draws as before."""
-    if index == BEST_GUESS_INDEX:
-        return [torch.zeros(shape) for shape in shapes]
-    return draw_latent(shapes, seed, temperature)
 
 
 @dataclass
@@ -204,3 +193,10 @@ def slerp(a: list[Tensor], b: list[Tensor], t: float) -> list[Tensor]:
         out.append(flat[i : i + z.numel()].reshape(z.shape))
         i += z.numel()
     return out
+
+
+"""TODO"""
+
+
+def new_seed() -> int:
+    return secrets.randbits(31)

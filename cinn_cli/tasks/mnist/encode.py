@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
@@ -10,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.model import bits_per_dim
-from ..images import discover
-from ..latents import Latent, save_latent, text_name
-from ..photos import PhotoError, open_image
-from ..report import RunReport, display_name
-from ..stream import OutputError, Pool, TempSweeper, default_workers, existing_output, progress_bar, readable, select
-from .sample import load_mnist_model
+from cinn_cli.batch.photos import PhotoError, open_image
+from cinn_cli.batch.report import RunReport, display_name
+from cinn_cli.batch.stream import Pool, default_workers, latent_targets, progress_bar, readable
+from cinn_cli.files.latents import Latent, save_latent, text_name
+from cinn_cli.flows.base import bits_per_dim
+from cinn_cli.tasks.mnist.sample import load_mnist_model
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
 
@@ -47,26 +45,6 @@ def label_for(path: Path, digit: int | None) -> int:
     if len(parent) == 1 and parent.isdigit():
         return int(parent)
     raise InputError("has no label: give --digit D or put it in a folder named after its digit (3/x.png)")
-
-
-def latent_targets(
-    source: str, out: Path, shard: tuple[int, int] | None, overwrite: bool, report: RunReport
-) -> Iterator[tuple[Path, Path, Path]]:
-    """``(path, rel, OUT/<rel>.safetensors)`` for the inputs of ``shard`` still to encode; an
-    existing latent file is reported as skipped unless ``overwrite``."""
-    sweep = TempSweeper()
-    for path, rel in select(discover(source, skip=out, report=report), shard, report):
-        target = out / rel.with_suffix(".safetensors")
-        sweep(target.parent)
-        try:
-            there = existing_output([target])  # a folder there or a name too long fails the input
-        except OutputError as e:
-            report.fail(str(path), str(e))
-            continue
-        if there and not overwrite:
-            report.skip(str(target))
-        else:
-            yield path, rel, target
 
 
 def encode_digits(

@@ -7,8 +7,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..core.model import bits_per_dim
-from ..metrics import (
+from cinn_cli.files.model_file import load_model
+from cinn_cli.flows.base import bits_per_dim
+from cinn_cli.tasks.mnist.data import load_mnist
+from cinn_cli.tasks.mnist.metrics import (
     classifier_accuracy,
     classifier_features,
     diversity_ratio,
@@ -16,9 +18,7 @@ from ..metrics import (
     load_classifier,
     style_kept,
 )
-from ..mnist_data import load_mnist
-from ..storage import load_model
-from .sample import load_mnist_model
+from cinn_cli.tasks.mnist.sample import load_mnist_model
 
 
 @torch.no_grad()

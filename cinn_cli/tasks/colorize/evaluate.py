@@ -8,14 +8,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..color import lab_pair, lab_to_rgb
-from ..core.colorize import ab_bits_per_dim
-from ..latents import colorize_latent, derive_seed
-from ..metrics import ab_errors, best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
-from ..photos import center_crop
-from .colorize import full_size_rgb, load_colorize_model
-from .train import COLORIZE_EVAL_NOISE as EVAL_NOISE
-from .train import ab_bits, load_photos
+from cinn_cli.batch.photos import center_crop
+from cinn_cli.files.latents import derive_seed
+from cinn_cli.tasks.colorize.color import lab_pair, lab_to_rgb
+from cinn_cli.tasks.colorize.colorize import full_size_rgb, load_colorize_model
+from cinn_cli.tasks.colorize.metrics import (
+    ab_errors,
+    best_of_n_rmse,
+    best_of_n_rmse_pixel,
+    colourfulness,
+    sample_variance,
+)
+from cinn_cli.tasks.colorize.model import ab_bits_per_dim
+from cinn_cli.tasks.colorize.sampling import colorize_latent
+from cinn_cli.tasks.colorize.train import COLORIZE_EVAL_NOISE as EVAL_NOISE
+from cinn_cli.tasks.colorize.train import ab_bits, load_photos
 
 EVAL_SIZE = 64
 
@@ -123,10 +130,10 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
     the photo's ab at the working resolution under its working-size lightness."""
     from PIL import Image
 
-    from ..images import discover
-    from ..photos import PhotoError, read_rgb
-    from .colorize import colorize_lightness
-    from .colorize_latents import photo_ab, working_lightness
+    from cinn_cli.batch.images import discover
+    from cinn_cli.batch.photos import PhotoError, read_rgb
+    from cinn_cli.tasks.colorize.colorize import colorize_lightness
+    from cinn_cli.tasks.colorize.transfer import photo_ab, working_lightness
 
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)

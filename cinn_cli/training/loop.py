@@ -36,9 +36,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from . import distributed
-from .distributed import World
-from .storage import atomic_write_bytes, save_model
+from cinn_cli.files.atomic import atomic_write_bytes
+from cinn_cli.files.model_file import save_model
+from cinn_cli.training import distributed
+from cinn_cli.training.distributed import World
 
 PRECISIONS = ("fp32", "bf16")
 

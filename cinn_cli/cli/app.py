@@ -70,7 +70,7 @@ def _shard(ctx, param, value: str | None):
     """``--shard i/N`` -> ``(i, N)``; a malformed value is a usage error (exit 2)."""
     if value is None:
         return None
-    from .stream import parse_shard
+    from cinn_cli.batch.stream import parse_shard
 
     try:
         return parse_shard(value)
@@ -179,7 +179,7 @@ def output_folder(source: str, out: Path):
 
 
 def _version() -> str:
-    from .storage import package_version
+    from cinn_cli.files.model_file import package_version
 
     return package_version()
 
@@ -310,7 +310,7 @@ def info(file: Path, json_lines: bool) -> None:
     import json
     import math
 
-    from .storage import SHIPPED, ModelFileError, read_header, shipped_weights
+    from cinn_cli.files.model_file import SHIPPED, ModelFileError, read_header, shipped_weights
 
     if str(file) in SHIPPED and not file.exists():  # a shipped model's name, as --model/--init take
         file = shipped_weights(str(file))
@@ -478,12 +478,13 @@ def sample(
             "-t/--temperature draws new latents; stored ones are decoded as they are "
             "(with --from-latent and --digit, --transfer-temperature scales them)"
         )
-    from .pipelines.sample import decode_latents, new_seed, sample_digits
-    from .report import RunReport
-    from .storage import ModelFileError, resolve_weights
+    from cinn_cli.batch.report import RunReport
+    from cinn_cli.files.latents import new_seed
+    from cinn_cli.files.model_file import ModelFileError, resolve_weights
+    from cinn_cli.tasks.mnist.sample import decode_latents, sample_digits
 
     if interpolate:
-        from .pipelines.sample import interpolate_latents
+        from cinn_cli.tasks.mnist.sample import interpolate_latents
 
         report = RunReport("sample --interpolate", json_lines=json_lines, extra={"out": str(out)})
         with interruptible(report):
@@ -591,7 +592,7 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, work_size, 
               model's working resolution. Decode with cinn colorize IMG OUT --from-latent
               (the same photo: its colours back; another photo: colour transfer).
     """
-    from .report import RunReport
+    from cinn_cli.batch.report import RunReport
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
@@ -603,7 +604,7 @@ def encode(source, out, model, digit, verify, overwrite, batch_size, work_size, 
 
 def _encode(report, source, out, model, digit, verify, overwrite, batch_size, work_size, device, workers, shard):
     """The body of ``cinn encode``: the model's task picks the pipeline."""
-    from .storage import ModelFileError, read_model_info, resolve_weights
+    from cinn_cli.files.model_file import ModelFileError, read_model_info, resolve_weights
 
     try:
         weights = resolve_weights(model, "mnist")
@@ -622,13 +623,13 @@ def _encode(report, source, out, model, digit, verify, overwrite, batch_size, wo
         if task == "colorize":
             if digit is not None:
                 raise click.UsageError("--digit applies to MNIST models only")
-            from .pipelines.colorize_latents import encode_photos
+            from cinn_cli.tasks.colorize.transfer import encode_photos
 
             encode_photos(work_size=work_size, **common)
         elif task == "mnist":
             if work_size is not None:
                 raise click.UsageError("--work-size applies to colorize models only")
-            from .pipelines.encode import encode_digits
+            from cinn_cli.tasks.mnist.encode import encode_digits
 
             encode_digits(digit=digit, batch_size=batch_size, **common)
         else:
@@ -724,10 +725,10 @@ def colorize(
     another size is resized by nearest neighbour). --transfer-levels 0,0.3,1 keeps the coarse
     level from the file and draws the fine ones anew, as the reference code's colour transfer.
     """
-    from .pipelines.colorize import LevelTemperaturesError, colorize_photos
-    from .pipelines.sample import new_seed
-    from .report import RunReport
-    from .storage import ModelFileError
+    from cinn_cli.batch.report import RunReport
+    from cinn_cli.files.latents import new_seed
+    from cinn_cli.files.model_file import ModelFileError
+    from cinn_cli.tasks.colorize.colorize import LevelTemperaturesError, colorize_photos
 
     if source != "-" and not Path(source).exists():
         raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
@@ -767,9 +768,9 @@ def _colorize_from_latents(from_latents, transfer_levels: str, device: str, opti
     """``cinn colorize --from-latent``: refuse the options that do not apply, then decode."""
     from click.core import ParameterSource
 
-    from .pipelines.colorize import LevelTemperaturesError
-    from .pipelines.colorize_latents import TransferLevelsError, colorize_from_latents
-    from .storage import ModelFileError
+    from cinn_cli.files.model_file import ModelFileError
+    from cinn_cli.tasks.colorize.colorize import LevelTemperaturesError
+    from cinn_cli.tasks.colorize.transfer import TransferLevelsError, colorize_from_latents
 
     ctx = click.get_current_context()
     flags = {"n": "-n", "make_grid": "--grid", "batch_size": "--batch-size"}
@@ -892,7 +893,7 @@ def training_options(command):
 def run_training(train_fn, errors: tuple[type[Exception], ...], *, config_items, device, **options) -> None:
     """Run ``train_fn`` with the command line's options; user errors become one-line messages, an
     interrupted run exits with its code (its checkpoint written), a finished one prints a summary."""
-    from .training import TrainingInterrupted
+    from cinn_cli.training.loop import TrainingInterrupted
 
     try:
         _, result = train_fn(device=resolve_device(device), config_overrides=parse_config(config_items), **options)
@@ -932,8 +933,8 @@ def train_mnist_cmd(data_dir, **options):
     data_dir = data_dir or (Path(os.environ["CINN_MNIST"]) if os.environ.get("CINN_MNIST") else None)
     if data_dir is None:
         raise click.UsageError("give --data DIR (a folder with the MNIST IDX files) or set $CINN_MNIST")
-    from .mnist_data import MnistDataError
-    from .pipelines.train import train_mnist
+    from cinn_cli.tasks.mnist.data import MnistDataError
+    from cinn_cli.tasks.mnist.train import train_mnist
 
     run_training(train_mnist, (MnistDataError, FileNotFoundError, ValueError), data_dir=data_dir, **options)
 
@@ -983,7 +984,7 @@ def train_colorize_cmd(**options):
     (bits per ab dimension, Lab units, ab + U[-0.5, 0.5) dequantization) is evaluated per epoch
     and the model file is rewritten after every evaluation; --resume continues from <out>.ckpt.
     """
-    from .pipelines.train import train_colorize
+    from cinn_cli.tasks.colorize.train import train_colorize
 
     run_training(train_colorize, (FileNotFoundError, ValueError), **options)
 
@@ -1084,9 +1085,9 @@ def eval_mnist_cmd(
     data_dir = data_dir or (Path(os.environ["CINN_MNIST"]) if os.environ.get("CINN_MNIST") else None)
     if data_dir is None:
         raise click.UsageError("give --data DIR (a folder with the MNIST IDX files) or set $CINN_MNIST")
-    from .mnist_data import MnistDataError
-    from .pipelines.evaluate import evaluate_mnist
-    from .storage import ModelFileError, resolve_weights
+    from cinn_cli.files.model_file import ModelFileError, resolve_weights
+    from cinn_cli.tasks.mnist.data import MnistDataError
+    from cinn_cli.tasks.mnist.evaluate import evaluate_mnist
 
     try:
         r = evaluate_mnist(
@@ -1102,7 +1103,7 @@ def eval_mnist_cmd(
     except (ModelFileError, MnistDataError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     if record:
-        from .storage import record_metrics
+        from cinn_cli.files.model_file import record_metrics
 
         record_metrics(r["weights"], {k: v for k, v in r.items() if k not in ("weights", "model_sha256")})
     if json_lines:
@@ -1176,9 +1177,9 @@ def eval_colorize_cmd(
     """
     import json
 
-    from .pipelines.colorize import LevelTemperaturesError
-    from .pipelines.evaluate_colorize import evaluate_colorize
-    from .storage import ModelFileError
+    from cinn_cli.files.model_file import ModelFileError
+    from cinn_cli.tasks.colorize.colorize import LevelTemperaturesError
+    from cinn_cli.tasks.colorize.evaluate import evaluate_colorize
 
     try:
         r = evaluate_colorize(
@@ -1196,7 +1197,7 @@ def eval_colorize_cmd(
     except (ModelFileError, ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     if record:
-        from .storage import record_metrics
+        from cinn_cli.files.model_file import record_metrics
 
         record_metrics(r["weights"], {k: v for k, v in r.items() if k not in ("weights", "model_sha256")})
     if json_lines:

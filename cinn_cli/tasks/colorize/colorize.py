@@ -17,13 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..color import LabColourer, gray_to_lightness, resize
-from ..images import discover, grid
-from ..latents import BEST_GUESS_INDEX, Latent, colorize_latent, derive_seed, save_latent, text_name
-from ..photos import PhotoError, encode_image, read_gray
-from ..report import RunReport, display_name
-from ..storage import ModelFileError, atomic_write_bytes, load_model, resolve_weights
-from ..stream import (
+from cinn_cli.batch.images import discover, grid, provenance_text
+from cinn_cli.batch.photos import PhotoError, encode_image, read_gray
+from cinn_cli.batch.report import RunReport, display_name
+from cinn_cli.batch.stream import (
     NameTooLong,
     OutputError,
     Pool,
@@ -37,7 +34,11 @@ from ..stream import (
     shared_cores,
     write_or_raise,
 )
-from .sample import provenance_text
+from cinn_cli.files.atomic import atomic_write_bytes
+from cinn_cli.files.latents import Latent, derive_seed, save_latent, text_name
+from cinn_cli.files.model_file import ModelFileError, load_model, resolve_weights
+from cinn_cli.tasks.colorize.color import LabColourer, gray_to_lightness, resize
+from cinn_cli.tasks.colorize.sampling import BEST_GUESS_INDEX, colorize_latent
 
 
 class LevelTemperaturesError(ValueError):

@@ -1,172 +1,17 @@
-"""``cinn train``: presets, the MNIST and colorization task adapters, and the call into the shared loop."""
+"""Training the colorization model on a folder of colour photos: crops, noise, the training task."""
 
 from __future__ import annotations
 
 import math
-import shlex
 import sys
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..core.model import PRESETS, MnistCINN
-from ..mnist_data import load_mnist
-from ..storage import load_model, resolve_weights
-from ..training import Recipe, TrainResult, train
-from .evaluate import test_bits_per_dim
-
-# The reference recipe (shared/reference/cinn-original-code.md §2) and ours.
-MNIST_RECIPES: dict[str, Recipe] = {
-    "paper": Recipe(
-        epochs=60,
-        batch_size=256,
-        lr=5e-4,
-        weight_decay=1e-5,
-        schedule="multistep",
-        milestones=(20, 40),
-        clip=10.0,
-    ),
-    "default": Recipe(
-        epochs=10, batch_size=64, lr=1e-3, weight_decay=1e-5, schedule="cosine", warmup_steps=300, clip=10.0
-    ),
-}
-# The reference adds Gaussian noise of std 0.08 in its standardised units (std 0.305) instead of
-# dequantizing; our presets dequantize uniformly. Either way the reported number is the
-# dequantized test bits/dim.
-MNIST_TRAIN_NOISE = {"paper": ("gaussian", 0.08 * 0.305), "default": ("uniform", 1.0 / 256)}
-
-
-def with_overrides(recipe: Recipe, **options) -> Recipe:
-    """The preset's recipe with the command-line options that were given (not None)."""
-    return replace(recipe, **{k: v for k, v in options.items() if v is not None})
-
-
-def with_config(config, overrides: dict | None):
-    """The preset's model config with these fields replaced (JSON lists become tuples);
-    ``ValueError`` names unknown fields."""
-    return type(config).from_dict({**config.to_dict(), **(overrides or {})})
-
-
-def run_info(preset: str, recipe: Recipe, seed: int, device: torch.device, **extra) -> dict:
-    """What a model file records about the run that trained it."""
-    return {
-        "command": shlex.join(["cinn", *sys.argv[1:]]) if sys.argv else "",
-        "preset": preset,
-        **extra,
-        "recipe": asdict(recipe),
-        "seed": seed,
-        "device": str(device),
-    }
-
-
-def initial_model(task: str, build, preset_config, overrides: dict | None, init: str | None):
-    """``(model, run-info fields)``: a new model from the preset's config (with ``--config``
-    overrides), or, with ``init`` (a model file, or a shipped model's name), that file's
-    architecture and weights to fine-tune. ``--config`` cannot change a trained architecture.
-
-    A fine-tuned file records the init file's own training record under ``init_training`` (which
-    holds that file's ``init_training`` in turn), so the whole chain of commands that made it
-    stays readable with ``cinn info`` after the intermediate files are gone."""
-    if init is None:
-        return build(with_config(preset_config, overrides)), {}
-    if overrides:
-        raise ValueError("--config cannot be combined with --init: the model is the init file's, as it was trained")
-    path = resolve_weights(init, task)
-    model, info = load_model(path, task=task)
-    fields = {"init": f"{path} (sha256 {info.sha256})"}
-    if info.training:
-        fields["init_training"] = info.training
-    return model, fields
-
-
-class MnistTask:
-    """MNIST for the training loop: dequantized pixels in [0, 1], labels as the condition."""
-
-    dims = 784
-
-    def __init__(self, data_dir: Path, noise: tuple[str, float], eval_limit: int | None = None):
-        self.images, self.labels = load_mnist(data_dir, "train")
-        test_images, test_labels = load_mnist(data_dir, "test")
-        if eval_limit is not None:
-            test_images, test_labels = test_images[:eval_limit], test_labels[:eval_limit]
-        self.test_images, self.test_labels = test_images, test_labels
-        self.n_train = len(self.labels)
-        self.noise_kind, self.noise_scale = noise
-
-    def batch(
-        self, indices: Tensor, generator: torch.Generator, device: torch.device, part: slice = slice(None)
-    ) -> tuple[Tensor, Tensor]:
-        """Rows ``part`` of the batch of ``indices (B,)``: ``x (b, 1, 28, 28)``, ``labels (b,)``.
-        The noise is drawn for all B rows (the same stream in every process), then sliced."""
-        shape = (len(indices), 1, 28, 28)
-        if self.noise_kind == "uniform":
-            u = torch.rand(shape, generator=generator)[part]
-        else:
-            u = torch.randn(shape, generator=generator)[part]
-        k = self.images[indices[part]].unsqueeze(1).float()  # (b, 1, 28, 28), 0..255
-        x = (k + u) / 256.0 if self.noise_kind == "uniform" else k / 255.0 + self.noise_scale * u
-        return x.to(device), self.labels[indices[part]].to(device)
-
-    def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-        x, labels = batch
-        return -model.log_prob(x, labels) / self.dims
-
-    def to_bits(self, nats_per_dim: float) -> float:
-        return nats_per_dim / math.log(2) + 8.0
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        return {"test_bits_per_dim": test_bits_per_dim(model, self.test_images, self.test_labels, device)}
-
-
-def train_mnist(
-    *,
-    data_dir: Path,
-    out: Path,
-    preset: str,
-    device: torch.device,
-    epochs: int | None,
-    steps: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    seed: int,
-    resume: bool,
-    checkpoint_minutes: float,
-    eval_every: int | None,
-    eval_limit: int | None = None,
-    config_overrides: dict | None = None,
-    progress: bool = True,
-    log_jsonl: Path | None = None,
-    precision: str = "fp32",
-    init: str | None = None,
-) -> tuple[MnistCINN, TrainResult]:
-    recipe = with_overrides(MNIST_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
-    torch.manual_seed(seed)
-    model, init_info = initial_model("mnist", MnistCINN, PRESETS[preset], config_overrides, init)
-    task = MnistTask(data_dir, MNIST_TRAIN_NOISE[preset], eval_limit=eval_limit)
-    data = "MNIST train (60,000 images)" if task.n_train == 60000 else str(data_dir)
-    info = run_info(preset, recipe, seed, device, data=data, **init_info)
-    result = train(
-        model,
-        task,
-        recipe,
-        out=out,
-        device=device,
-        seed=seed,
-        max_steps=steps,
-        resume=resume,
-        checkpoint_minutes=checkpoint_minutes,
-        eval_every=eval_every,
-        training_info=info,
-        log_jsonl=log_jsonl,
-        progress=progress,
-        precision=precision,
-    )
-    return model, result
-
+from cinn_cli.training.loop import Recipe, train
+from cinn_cli.training.setup import initial_model, run_info, with_overrides
 
 # --------------------------------------------------------------------------- colorization
 
@@ -188,8 +33,8 @@ PHOTO_MAX_SHORT = 256  # photos are decoded once into memory at this short side 
 def load_photos(folder: Path, max_short: int = PHOTO_MAX_SHORT, log=None) -> list:
     """Every readable image under ``folder`` as ``(H, W, 3)`` uint8 (unreadable ones are named and
     skipped); raises ``FileNotFoundError`` when none is left."""
-    from ..images import discover
-    from ..photos import PhotoError, read_rgb
+    from cinn_cli.batch.images import discover
+    from cinn_cli.batch.photos import PhotoError, read_rgb
 
     photos = []
     for path, _ in discover(str(folder)):
@@ -235,7 +80,7 @@ class ColorizeTask:
         crops_per_photo: int = 64,
         crop_sizes: tuple[int, ...] | None = None,
     ):
-        from ..photos import center_crop
+        from cinn_cli.batch.photos import center_crop
 
         cfg = model.config
         self.crop, self.ab_downscale = cfg.crop_size, cfg.ab_downscale
@@ -265,7 +110,7 @@ class ColorizeTask:
         """Rows ``part`` of the batch of ``indices (B,)``: ``ab (b, 2, h, w)``, ``L (b, 1, H, W)``.
         Crop positions, flips and noise are drawn for all B rows (the same stream in every
         process); only the rows of ``part`` are cropped and converted."""
-        from ..color import lab_pair
+        from cinn_cli.tasks.colorize.color import lab_pair
 
         c, crops = self.crop_sizes[0], []
         if len(self.crop_sizes) > 1:  # (one size: no draw, so such runs keep their random stream)
@@ -301,8 +146,8 @@ class ColorizeTask:
 def ab_bits(model: nn.Module, rgb: Tensor, noise, device: torch.device, batch_size: int = 64, seed: int = 0) -> float:
     """Mean bits per ab dimension (Lab units) of uint8 crops ``(N, 3, H, W)`` at the model's
     working resolution, with one fixed-seed dequantization draw U[low, high) per value."""
-    from ..color import lab_pair
-    from ..core.colorize import ab_bits_per_dim
+    from cinn_cli.tasks.colorize.color import lab_pair
+    from cinn_cli.tasks.colorize.model import ab_bits_per_dim
 
     g = torch.Generator().manual_seed(seed)
     low, high = noise
@@ -339,7 +184,7 @@ def train_colorize(
     init: str | None = None,
 ):
     """Train a colorization model on a folder of photos (``val_dir``: held-out photos)."""
-    from ..core.colorize import COLORIZE_PRESETS, ColorizeCINN
+    from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN
 
     recipe = with_overrides(COLORIZE_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)

@@ -26,6 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from cinn_cli.batch.images import discover
+from cinn_cli.batch.report import RunReport
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -198,7 +201,7 @@ class TempSweeper:
 
     def __call__(self, folder: Path) -> None:
         if folder not in self.seen:
-            from .storage import remove_stale_temps
+            from cinn_cli.files.atomic import remove_stale_temps
 
             self.seen.add(folder)
             remove_stale_temps(folder, self.started)
@@ -221,7 +224,7 @@ def progress_bar(source: str, skip: Path, shard: tuple[int, int] | None, report,
     if source != "-":
 
         def count() -> None:
-            from .images import discover
+            from cinn_cli.batch.images import discover
 
             try:
                 total = sum(1 for _, rel in discover(source, skip=skip) if in_shard(rel.as_posix(), shard))
@@ -312,3 +315,26 @@ class Pool:
         while self._writes and (self._writes[0][0].done() or len(self._writes) > block_above):
             future, on_done = self._writes.popleft()
             on_done(future.exception())
+
+
+"""TODO"""
+
+
+def latent_targets(
+    source: str, out: Path, shard: tuple[int, int] | None, overwrite: bool, report: RunReport
+) -> Iterator[tuple[Path, Path, Path]]:
+    """``(path, rel, OUT/<rel>.safetensors)`` for the inputs of ``shard`` still to encode; an
+    existing latent file is reported as skipped unless ``overwrite``."""
+    sweep = TempSweeper()
+    for path, rel in select(discover(source, skip=out, report=report), shard, report):
+        target = out / rel.with_suffix(".safetensors")
+        sweep(target.parent)
+        try:
+            there = existing_output([target])  # a folder there or a name too long fails the input
+        except OutputError as e:
+            report.fail(str(path), str(e))
+            continue
+        if there and not overwrite:
+            report.skip(str(target))
+        else:
+            yield path, rel, target

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import copy
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..images import MACHINE_GENERATED, grid, quantize, write_png
-from ..latents import Latent, derive_seed, draw_latent, save_latent, text_name
-from ..report import RunReport
-from ..storage import load_model, package_version
+from cinn_cli.batch.images import provenance_text, quantize, sheet, write_png
+from cinn_cli.batch.report import RunReport
+from cinn_cli.files.latents import Latent, derive_seed, draw_latent, save_latent, text_name
+from cinn_cli.files.model_file import load_model
 
 
 @dataclass(frozen=True)
@@ -26,11 +25,6 @@ class SampleJob:
         return f"{self.digit}-{self.index:04d}"
 
 
-def provenance_text(model_sha256: str) -> dict[str, str]:
-    """PNG text chunks every generated image carries."""
-    return {"Software": f"cinn {package_version()}", "Comment": MACHINE_GENERATED, "cinn:model_sha256": model_sha256}
-
-
 def load_mnist_model(weights: Path, device: torch.device, exact: bool = False):
     """``(model, info)``; ``exact=True`` gives it in float64, as ``cinn encode`` uses it.
 
@@ -42,10 +36,6 @@ def load_mnist_model(weights: Path, device: torch.device, exact: bool = False):
     """
     model, info = load_model(weights, device=str(device), task="mnist")
     return (model.double() if exact and device.type != "mps" else model), info
-
-
-def new_seed() -> int:
-    return secrets.randbits(31)
 
 
 def sample_digits(
@@ -116,15 +106,6 @@ def sample_digits(
             _write_grid(out, digit, jobs, tiles, provenance, seed)
 
 
-SHEET_SCALE = 4  # contact sheets: each 28 px sample drawn 4x (nearest neighbour), 8x8 is 968 px
-
-
-def sheet(tiles: list, columns: int | None = None):
-    """A contact sheet of 28x28 samples, scaled up ``SHEET_SCALE`` times by nearest neighbour so a
-    digit is legible on screen (the individual sample PNGs stay 28x28, the data's own size)."""
-    return grid(tiles, columns).repeat(SHEET_SCALE, axis=0).repeat(SHEET_SCALE, axis=1)
-
-
 def _outputs_exist(out: Path, job: SampleJob, latents: bool) -> bool:
     """Whether sample ``job`` is skipped: its image *or* its latent is there (without
     ``--overwrite`` no existing file is replaced, even when the other one is missing)."""
@@ -167,8 +148,8 @@ def decode_latents(
     """Decode stored latents: under their own digit (``DIR/<stem>.png``, the exact round trip) or
     under each of ``digits`` (``DIR/<stem>-<D>.png``: same style, another digit), the latent then
     scaled by ``transfer_temperature`` (1: as stored)."""
-    from ..images import discover
-    from ..latents import LatentFileError, check_latent_fits, load_latent
+    from cinn_cli.batch.images import discover
+    from cinn_cli.files.latents import LatentFileError, check_latent_fits, load_latent
 
     model, info = load_mnist_model(weights, device)
     exact = None  # the float64 copy, made when the first float64 (encoded) latent comes
@@ -247,7 +228,7 @@ def interpolate_latents(
     """Decode the spherical path between two latents: ``DIR/<A>-<B>-<D>-<i>.png`` for i = 00..steps-1
     (endpoints included) under each digit D (default: A's digit), plus a strip ``DIR/<A>-<B>-<D>.png``;
     each of the ``steps + 1`` files is reported (and listed with ``--json``) as written or skipped."""
-    from ..latents import check_latent_fits, load_latent, slerp
+    from cinn_cli.files.latents import check_latent_fits, load_latent, slerp
 
     model, info = load_mnist_model(weights, device)
     shapes = model.latent_shapes()

@@ -12,16 +12,15 @@ model file alone rebuilds its model.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .blocks import (
+from cinn_cli.flows.base import _LOG_2PI, ConfigDict, _init_subnets
+from cinn_cli.flows.blocks import (
     AffineCoupling,
     ConvSubnet,
     ExitSplit,
@@ -34,24 +33,7 @@ from .blocks import (
     sum_except_batch,
     widen,
 )
-from .condnet import LabelFeatures, OneHot
-
-_LOG_2PI = math.log(2 * math.pi)
-
-
-class ConfigDict:
-    """JSON round trip shared by the frozen config dataclasses (lists come back as tuples)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown config field(s) {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+from cinn_cli.tasks.mnist.condnet import LabelFeatures, OneHot
 
 
 @dataclass(frozen=True)
@@ -105,15 +87,6 @@ PRESETS: dict[str, MnistConfig] = {
     # won the equal-time race against the paper preset that the 3x3 model lost (README, MNIST).
     "default": MnistConfig(mid_kernel=1),
 }
-
-
-def _init_subnets(flow: nn.Module, std: float) -> None:
-    """Gaussian init of every subnet weight except the (zeroed) last layers."""
-    if std <= 0:
-        return
-    for name, p in flow.named_parameters():
-        if ".last." not in name:
-            nn.init.normal_(p, 0.0, std)
 
 
 def _build_fc(cfg: MnistConfig) -> tuple[Flow, nn.Module]:
@@ -216,36 +189,3 @@ class MnistCINN(nn.Module):
     def latent_shapes(self) -> list[tuple[int, ...]]:
         """Shapes (without batch) of the latent levels, in exit order."""
         return self.flow.latent_shapes(self.config.image_shape)
-
-
-def bits_per_dim(log_prob_y: Tensor, dims: int, levels: int = 256) -> Tensor:
-    """RealNVP/Glow bits/dim for 8-bit data seen as ``y = (k + u) / levels``.
-
-    ``-log p(y) / (D ln 2) + log2(levels)``: the density of ``k + u`` in [0, 256)^D, in bits.
-    """
-    return -log_prob_y / (dims * math.log(2)) + math.log2(levels)
-
-
-def build_model(task: str, config_dict: dict[str, Any]) -> nn.Module:
-    """Rebuild a model from its task name and stored config."""
-    if task == "mnist":
-        return MnistCINN(MnistConfig.from_dict(config_dict))
-    if task == "colorize":
-        from .colorize import ColorizeCINN, ColorizeConfig
-
-        return ColorizeCINN(ColorizeConfig.from_dict(config_dict))
-    raise ValueError(f"unknown task {task!r}")
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def __getattr__(name: str):
-    # The colorization model lives in ``colorize.py`` (this file would otherwise hold two models);
-    # re-exported lazily because ``colorize`` imports the shared helpers above.
-    if name in ("ColorizeConfig", "ColorizeCINN", "COLORIZE_PRESETS"):
-        from . import colorize
-
-        return getattr(colorize, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,8 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from .blocks import (
+from cinn_cli.flows.base import _LOG_2PI, ConfigDict, _init_subnets
+from cinn_cli.flows.blocks import (
     AffineCoupling,
     ConvSubnet,
     ExitSplit,
@@ -30,8 +31,7 @@ from .blocks import (
     sum_except_batch,
     widen,
 )
-from .condnet import LightnessNet, PaperLightnessNet
-from .model import _LOG_2PI, ConfigDict, _init_subnets
+from cinn_cli.tasks.colorize.condnet import LightnessNet, PaperLightnessNet
 
 
 @dataclass(frozen=True)

@@ -21,27 +21,35 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..color import LabColourer, gray_to_lightness, lab_to_rgb, resize, rgb_to_lab
-from ..core.colorize import ab_bits_per_dim
-from ..images import discover
-from ..latents import Latent, LatentFileError, derive_seed, draw_latent, load_latent, save_latent, text_name
-from ..photos import PhotoError, encode_image, read_gray, read_rgb
-from ..report import RunReport
-from ..storage import atomic_write_bytes
-from ..stream import (
+from cinn_cli.batch.images import discover, provenance_text
+from cinn_cli.batch.photos import PhotoError, encode_image, read_gray, read_rgb
+from cinn_cli.batch.report import RunReport
+from cinn_cli.batch.stream import (
     OutputError,
     Pool,
     TempSweeper,
     WriteError,
     default_workers,
     existing_output,
+    latent_targets,
     progress_bar,
     readable,
     select,
     shared_cores,
     write_or_raise,
 )
-from .colorize import (
+from cinn_cli.files.atomic import atomic_write_bytes
+from cinn_cli.files.latents import (
+    Latent,
+    LatentFileError,
+    derive_seed,
+    draw_latent,
+    load_latent,
+    save_latent,
+    text_name,
+)
+from cinn_cli.tasks.colorize.color import LabColourer, gray_to_lightness, lab_to_rgb, resize, rgb_to_lab
+from cinn_cli.tasks.colorize.colorize import (
     colour_in_workers,
     gray_sha256,
     level_temperatures_text,
@@ -51,8 +59,7 @@ from .colorize import (
     to_pixels,
     working_ab,
 )
-from .encode import latent_targets
-from .sample import provenance_text
+from cinn_cli.tasks.colorize.model import ab_bits_per_dim
 
 # Latents decoded per model call in colour transfer (one photo's lightness under many latents).
 TRANSFER_BATCH = 8
