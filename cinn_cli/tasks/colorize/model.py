@@ -17,7 +17,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from cinn_cli.flows.base import _LOG_2PI, ConfigDict, _init_subnets
+from cinn_cli.flows.base import ConditionalFlow, ConfigDict, _init_subnets
 from cinn_cli.flows.blocks import (
     AffineCoupling,
     ConvSubnet,
@@ -28,8 +28,6 @@ from cinn_cli.flows.blocks import (
     Flatten,
     Flow,
     HaarDownsample,
-    sum_except_batch,
-    widen,
 )
 from cinn_cli.tasks.colorize.condnet import LightnessNet, PaperLightnessNet
 
@@ -132,7 +130,7 @@ def _build_multiscale(cfg: ColorizeConfig) -> tuple[Flow, nn.Module]:
     return Flow(steps), LightnessNet(cfg.cond_widths, cfg.cond_channels, cfg.global_dim)
 
 
-class ColorizeCINN(nn.Module):
+class ColorizeCINN(ConditionalFlow):
     """ab given L, both in Lab units. See the module docstring for the call pattern."""
 
     def __init__(self, config: ColorizeConfig):
@@ -198,7 +196,8 @@ class ColorizeCINN(nn.Module):
 
     # ---- fixed normalisation
 
-    def cond_feats(self, L: Tensor) -> list[Tensor]:
+    def cond_feats(self, L: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
+        """The features of lightness ``L (B, 1, H, W)`` (Lab units; computed in L's dtype)."""
         self.check_size(*L.shape[-2:])
         return self.cond_net((L - self.config.lab_offset[0]) / self.config.lab_scale[0])
 
@@ -226,20 +225,12 @@ class ColorizeCINN(nn.Module):
 
     def forward(self, ab: Tensor, L: Tensor) -> tuple[list[Tensor], Tensor]:
         self._check_pair(tuple(ab.shape[-2:]), L)
-        v, logdet_pre = self.preprocess(ab)
-        zs, logdet = self.flow(v, self.cond_feats(L))
-        return zs, logdet + logdet_pre
+        return super().forward(ab, L)
 
     def inverse(self, zs: list[Tensor], L: Tensor) -> Tensor:
-        v, _ = self.flow.inverse(zs, self.cond_feats(L))
-        self._check_pair(tuple(v.shape[-2:]), L)
-        return self.postprocess(v)
-
-    def log_prob(self, ab: Tensor, L: Tensor) -> Tensor:
-        """``(B,)`` log-density of ``ab`` (natural log, Lab units) given ``L``."""
-        zs, logdet = self(ab, L)
-        sq = sum(sum_except_batch(widen(z).pow(2)) for z in zs)
-        return -0.5 * sq - 0.5 * ab[0].numel() * _LOG_2PI + logdet
+        ab = super().inverse(zs, L)
+        self._check_pair(tuple(ab.shape[-2:]), L)
+        return ab
 
 
 def ab_bits_per_dim(log_prob: Tensor, dims: int) -> Tensor:

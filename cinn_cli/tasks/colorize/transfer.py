@@ -119,9 +119,7 @@ def _encode_one(model, info, path: Path, rel: Path, target: Path, gray, rgb, ver
     with torch.no_grad():
         _, L_work = working_lightness(model, gray, device)
         ab = photo_ab(model, rgb, L_work)
-        zs, logdet = model(ab, L_work)
-        sq = sum(z.pow(2).flatten(1).sum(1) for z in zs)
-        log_prob = -0.5 * sq - 0.5 * ab[0].numel() * math.log(2 * math.pi) + logdet
+        zs, log_prob = model.encode(ab, L_work)
         bpd = float(ab_bits_per_dim(log_prob, ab[0].numel()))
         err = None
         if verify:

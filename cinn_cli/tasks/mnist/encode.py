@@ -89,9 +89,8 @@ def _encode_batch(
     # Bin centres: the deterministic dequantization, so floor(256 y) gives the pixels back.
     y = ((pixels + 0.5) / 256.0).unsqueeze(1).to(device)
     labels = torch.tensor([b[3] for b in batch], device=device)
-    zs, logdet = model(y, labels)
-    sq = sum(z.pow(2).flatten(1).sum(1) for z in zs)
-    bpd = bits_per_dim(-0.5 * sq - 0.5 * 784 * np.log(2 * np.pi) + logdet, 784).cpu()
+    zs, log_prob = model.encode(y, labels)
+    bpd = bits_per_dim(log_prob, y[0].numel()).cpu()
     errors = None
     if verify:
         back = model.inverse(zs, labels)

@@ -33,7 +33,7 @@ def per_image_bits_per_dim(
         k = images[i : i + batch_size].unsqueeze(1).float()
         y = (k + torch.rand(k.shape, generator=g)) / 256.0
         lp = model.log_prob(y.to(device), labels[i : i + batch_size].to(device))
-        out.append(bits_per_dim(lp, 784).double().cpu())
+        out.append(bits_per_dim(lp, y[0].numel()).double().cpu())
     return torch.cat(out)
 
 

@@ -19,7 +19,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from cinn_cli.flows.base import _LOG_2PI, ConfigDict, _init_subnets
+from cinn_cli.flows.base import ConditionalFlow, ConfigDict, _init_subnets
 from cinn_cli.flows.blocks import (
     AffineCoupling,
     ConvSubnet,
@@ -30,8 +30,6 @@ from cinn_cli.flows.blocks import (
     Flatten,
     Flow,
     HaarDownsample,
-    sum_except_batch,
-    widen,
 )
 from cinn_cli.tasks.mnist.condnet import LabelFeatures, OneHot
 
@@ -128,7 +126,7 @@ def _build_multiscale(cfg: MnistConfig) -> tuple[Flow, nn.Module]:
     return Flow(steps), LabelFeatures(cfg.n_classes, cond_shapes)
 
 
-class MnistCINN(nn.Module):
+class MnistCINN(ConditionalFlow):
     """Class-conditional cINN on 28x28 digits.
 
     ``x (B, 1, 28, 28)`` in [0, 1] (dequantized pixels ``(k + u) / 256``), ``labels (B,)`` int64.
@@ -171,21 +169,8 @@ class MnistCINN(nn.Module):
             return (torch.sigmoid(v) - a) / (1 - 2 * a)
         return v * cfg.data_std + cfg.data_mean
 
-    def forward(self, x: Tensor, labels: Tensor) -> tuple[list[Tensor], Tensor]:
-        v, logdet_pre = self.preprocess(x)
-        zs, logdet = self.flow(v, self.cond_feats(labels, x.dtype))
-        return zs, logdet + logdet_pre
-
-    def inverse(self, zs: list[Tensor], labels: Tensor) -> Tensor:
-        v, _ = self.flow.inverse(zs, self.cond_feats(labels, zs[0].dtype))
-        return self.postprocess(v)
-
-    def log_prob(self, x: Tensor, labels: Tensor) -> Tensor:
-        """``(B,)`` log-density of ``x`` (natural log, data units) under the model."""
-        zs, logdet = self(x, labels)
-        sq = sum(sum_except_batch(widen(z).pow(2)) for z in zs)
-        return -0.5 * sq - 0.5 * self.dims * _LOG_2PI + logdet
-
-    def latent_shapes(self) -> list[tuple[int, ...]]:
-        """Shapes (without batch) of the latent levels, in exit order."""
+    def latent_shapes(self, height: int | None = None, width: int | None = None) -> list[tuple[int, ...]]:
+        """Shapes (without batch) of the latent levels, in exit order (digits are 28x28 only)."""
+        if (height, width) not in ((None, None), self.config.image_shape[1:]):
+            raise ValueError(f"the MNIST model takes 28x28 digits only, got {height}x{width}")
         return self.flow.latent_shapes(self.config.image_shape)
