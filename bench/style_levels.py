@@ -21,7 +21,7 @@ import argparse
 
 import torch
 
-from cinn_cli.files.model_file import load_model, resolve_weights
+from cinn_cli.tasks import load_model, resolve_weights
 from cinn_cli.tasks.mnist.data import find_mnist_dir, load_mnist
 from cinn_cli.tasks.mnist.evaluate import decode_every_digit, encode_digits, score_style_transfer
 from cinn_cli.tasks.mnist.metrics import load_classifier

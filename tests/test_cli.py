@@ -15,9 +15,12 @@ from PIL import Image
 
 from cinn_cli.batch.images import quantize
 from cinn_cli.cli import app as cli
-from cinn_cli.cli.app import MNIST_TEMPERATURE, main, parse_digits
+from cinn_cli.cli.app import main
+from cinn_cli.clikit import runs
 from cinn_cli.files.latents import load_latent
-from cinn_cli.files.model_file import load_model, save_model
+from cinn_cli.files.model_file import save_model
+from cinn_cli.tasks import load_model
+from cinn_cli.tasks.mnist.commands import MNIST_TEMPERATURE, parse_digits
 from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 
 TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
@@ -53,13 +56,13 @@ def test_entry_collects_no_garbage_until_the_command_resolves_its_device(monkeyp
     every model-running command calls after its imports, freezes what start-up made and turns
     collection back on, once."""
     seen = []
-    monkeypatch.setattr(cli, "main", lambda: seen.append((gc.isenabled(), cli.resolve_device("cpu"), gc.isenabled())))
+    monkeypatch.setattr(cli, "main", lambda: seen.append((gc.isenabled(), runs.resolve_device("cpu"), gc.isenabled())))
     frozen = gc.get_freeze_count()
     try:
         cli.entry()
         assert seen == [(False, torch.device("cpu"), True)]
-        assert gc.get_freeze_count() > frozen and not cli._startup_gc_off
-        cli.resolve_device("cpu")
+        assert gc.get_freeze_count() > frozen and not runs._startup_gc_off
+        runs.resolve_device("cpu")
         assert gc.isenabled()
     finally:
         gc.unfreeze()
@@ -68,7 +71,7 @@ def test_entry_collects_no_garbage_until_the_command_resolves_its_device(monkeyp
 
 def test_main_alone_leaves_garbage_collection_alone():
     frozen = gc.get_freeze_count()
-    assert cli.resolve_device("cpu") == torch.device("cpu")
+    assert runs.resolve_device("cpu") == torch.device("cpu")
     assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 from cinn_cli.cli.app import main
 from cinn_cli.files.latents import load_latent
-from cinn_cli.files.model_file import load_model, save_model
+from cinn_cli.files.model_file import save_model
+from cinn_cli.tasks import load_model
 from cinn_cli.tasks.colorize.metrics import best_of_n_rmse, best_of_n_rmse_pixel, colourfulness, sample_variance
 from cinn_cli.tasks.colorize.model import ColorizeCINN, ColorizeConfig
 

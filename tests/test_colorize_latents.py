@@ -15,7 +15,8 @@ from test_colorize_cli import photo, tiny_model_file
 from cinn_cli.batch.photos import read_gray, read_rgb
 from cinn_cli.cli.app import main
 from cinn_cli.files.latents import Latent, load_latent, save_latent
-from cinn_cli.files.model_file import load_model, shipped_weights
+from cinn_cli.files.model_file import shipped_weights
+from cinn_cli.tasks import load_model
 from cinn_cli.tasks.colorize.transfer import (
     VERIFY_LIMIT_RGB,
     fit_latent,

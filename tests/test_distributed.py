@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from cinn_cli.cli.app import main
-from cinn_cli.files.model_file import load_model
+from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist.model import MnistCINN
 from cinn_cli.tasks.mnist.train import MNIST_TRAIN_NOISE, PRESETS, MnistTask
 from cinn_cli.training.loop import checkpoint_path

@@ -80,8 +80,8 @@ def test_style_transfer_scales_the_latent_by_the_transfer_temperature(setup, tmp
     """Under --digit every decode is of the stored latent times --transfer-temperature (default
     MNIST_TRANSFER_TEMPERATURE, recorded in the PNG); without --digit the latent is decoded as stored."""
     from cinn_cli.batch.images import quantize
-    from cinn_cli.cli.app import MNIST_TRANSFER_TEMPERATURE
-    from cinn_cli.files.model_file import load_model
+    from cinn_cli.tasks import load_model
+    from cinn_cli.tasks.mnist.commands import MNIST_TRANSFER_TEMPERATURE
 
     root, weights, digits = setup
     invoke("encode", root / "in" / "3" / "img 0.png", tmp_path / "z", "--model", weights, "--digit", "3")

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
 from cinn_cli.flows.base import bits_per_dim
+from cinn_cli.tasks import build_model
 from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN, MnistConfig
-from cinn_cli.tasks.registry_tmp import build_model, count_parameters
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -118,12 +118,12 @@ def test_config_without_mid_kernel_is_the_3x3_model():
     stored = {k: v for k, v in MnistConfig().to_dict().items() if k != "mid_kernel"}
     model = build_model("mnist", stored)
     assert model.config.mid_kernel == 3
-    assert count_parameters(model) == 2_417_744
+    assert sum(p.numel() for p in model.parameters()) == 2_417_744
 
 
 def test_paper_preset_parameter_count():
     """The 'paper' preset has the reference mnist_minimal_example's 24,341,120 parameters."""
-    assert count_parameters(MnistCINN(PRESETS["paper"])) == 24_341_120
+    assert sum(p.numel() for p in MnistCINN(PRESETS["paper"]).parameters()) == 24_341_120
 
 
 # --------------------------------------------------------------------------- invertibility

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from cinn_cli.files.atomic import atomic_write_bytes
-from cinn_cli.files.model_file import ModelFileError, load_model, read_model_info, save_model
+from cinn_cli.files.model_file import ModelFileError, read_model_info, save_model
+from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 
 TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))

@@ -9,9 +9,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cinn_cli.cli.app import MNIST_TEMPERATURE, main
-from cinn_cli.files.model_file import load_model
+from cinn_cli.cli.app import main
+from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist import train as train_module
+from cinn_cli.tasks.mnist.commands import MNIST_TEMPERATURE
 from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 from cinn_cli.tasks.mnist.train import MnistTask, train_mnist
 from cinn_cli.training.loop import TrainingInterrupted, checkpoint_path, load_same_model, model_config
@@ -275,7 +276,7 @@ def test_eval_record_stores_the_numbers_in_the_model_file(mnist_dir, tmp_path):
     assert result.exit_code == 0, result.output
     model, info = load_model(out)
     assert info.metrics["test_bits_per_dim"] == json.loads(result.stdout)["test_bits_per_dim"]
-    from cinn_cli.cli.app import MNIST_TRANSFER_TEMPERATURE
+    from cinn_cli.tasks.mnist.commands import MNIST_TRANSFER_TEMPERATURE
 
     transfers = info.metrics["style_transfer"]
     assert [st["temperature"] for st in transfers] == [MNIST_TRANSFER_TEMPERATURE, 1.0]

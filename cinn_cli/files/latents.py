@@ -20,7 +20,7 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,16 @@ def save_latent(path: str | os.PathLike, latent: Latent) -> None:
     atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)))
 
 
-def load_latent(path: str | os.PathLike) -> Latent:
-    """Read and check a latent file; raises ``LatentFileError`` with a one-sentence reason."""
+def load_latent(
+    path: str | os.PathLike,
+    dtypes: tuple[str, ...] = ("F32", "F64"),
+    check_condition: Callable[[dict, str, str], None] | None = None,
+) -> Latent:
+    """Read and check a latent file; raises ``LatentFileError`` with a one-sentence reason.
+
+    The reading task says what its latents may hold: ``dtypes``, the safetensors dtypes of the
+    levels, and ``check_condition(condition, task, path)``, which raises ``LatentFileError`` for a
+    condition a latent of that ``task`` cannot have."""
     try:
         metadata, names = read_header(path)
     except ModelFileError as e:
@@ -108,11 +116,9 @@ def load_latent(path: str | os.PathLike) -> Latent:
     levels = sorted(names, key=lambda k: int(k[1:]) if k[1:].isdigit() else -1)
     if not levels or any(k != f"z{i}" for i, k in enumerate(levels)):
         raise LatentFileError(f"{path}: the latent levels are not named z0, z1, ...")
-    # float64 only from `cinn encode` of MNIST; colour latents are always float32
-    allowed = ("F32", "F64") if metadata.get("task") == "mnist" else ("F32",)
     for k in levels:
-        if names[k]["dtype"] not in allowed:
-            raise LatentFileError(f"{path}: latent level {k} is {names[k]['dtype']}, not {' or '.join(allowed)}")
+        if names[k]["dtype"] not in dtypes:
+            raise LatentFileError(f"{path}: latent level {k} is {names[k]['dtype']}, not {' or '.join(dtypes)}")
     try:
         tensors = read_tensors(path)
     except ModelFileError as e:
@@ -123,10 +129,8 @@ def load_latent(path: str | os.PathLike) -> Latent:
         raise LatentFileError(f"{path}: the condition in the metadata is not JSON") from None
     if not isinstance(condition, dict):
         raise LatentFileError(f"{path}: the condition in the metadata is not a JSON object")
-    if metadata.get("task") == "mnist":
-        digit = condition.get("digit")
-        if type(digit) is not int or not 0 <= digit <= 9:  # type(): True is an int to isinstance
-            raise LatentFileError(f"{path}: an 'mnist' latent whose condition's digit {digit!r} is not an integer 0-9")
+    if check_condition is not None:
+        check_condition(condition, metadata.get("task", ""), str(path))
     try:
         seed = int(metadata["seed"]) if metadata.get("seed") else None
         temperature = float(metadata["temperature"]) if metadata.get("temperature") else None

@@ -24,11 +24,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cinn_cli.files.atomic import NotReadable, atomic_write_bytes, file_sha256, open_regular
+from cinn_cli.files.atomic import NotReadable, atomic_write_bytes, open_regular
 
 MODEL_FORMAT = "cinn-model"
 MODEL_FORMAT_VERSION = "1"
-SHIPPED = ("mnist", "colorize")
 
 
 class ModelFileError(ValueError):
@@ -81,15 +80,6 @@ def shipped_weights(name: str) -> Path:
     Found through ``importlib.resources``, so a non-editable install works too.
     """
     return Path(str(resources.files("cinn_cli.weights") / f"{name}.safetensors"))
-
-
-def resolve_weights(weights: str | None, default: str) -> Path:
-    """``--weights`` value (a path, or a shipped model's name) or the shipped default, as a path."""
-    if weights is None:
-        return shipped_weights(default)
-    if weights in SHIPPED and not Path(weights).exists():
-        return shipped_weights(weights)
-    return Path(weights)
 
 
 def save_model(
@@ -310,48 +300,3 @@ def check_config(path: str | os.PathLike, config: Any) -> None:
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in values):
             raise ModelFileError(f"{path}: the stored config's {key} is not finite")
-
-
-def load_model(path: str | os.PathLike, device: str = "cpu", task: str | None = None):
-    """Load a model file strictly: returns ``(model in eval mode, ModelInfo)``.
-
-    With ``task``, a model of another task is refused before its tensors are read.
-    """
-    import torch
-
-    from cinn_cli.tasks.registry_tmp import build_model
-
-    info = read_model_info(path)
-    if task is not None and info.task != task:
-        raise ModelFileError(f"{path}: a {info.task!r} model, but this command needs a {task!r} model")
-    check_config(path, info.config)
-    try:
-        with torch.device("meta"):  # sized without allocating: a hostile config may ask for terabytes
-            n_params = sum(p.numel() for p in build_model(info.task, info.config).parameters())
-        if n_params > MAX_PARAMETERS:
-            raise ModelFileError(
-                f"{path}: the stored config asks for {n_params:,} parameters (at most {MAX_PARAMETERS:,})"
-            )
-        model = build_model(info.task, info.config)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{path}: the stored config cannot build a model ({e})") from None
-    tensors = read_tensors(path)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
-    if missing or extra or wrong:
-        detail = "; ".join(
-            f"{label} {names[:3]}{'...' if len(names) > 3 else ''}"
-            for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
-            if names
-        )
-        raise ModelFileError(f"{path}: the stored config does not match the tensors ({detail})")
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
-    model.load_state_dict(state, strict=True)
-    model.eval().to(device)
-    info.sha256 = file_sha256(path)
-    return model, info
-
-
-"""TODO"""

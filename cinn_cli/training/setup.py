@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 
 import torch
 
-from cinn_cli.files.model_file import load_model, resolve_weights
+from cinn_cli.tasks import load_model, resolve_weights
 from cinn_cli.training.loop import Recipe
 
 

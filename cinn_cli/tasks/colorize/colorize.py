@@ -34,15 +34,19 @@ from cinn_cli.batch.stream import (
     shared_cores,
     write_or_raise,
 )
+from cinn_cli.errors import OptionError
 from cinn_cli.files.atomic import atomic_write_bytes
 from cinn_cli.files.latents import Latent, derive_seed, save_latent, text_name
-from cinn_cli.files.model_file import ModelFileError, load_model, resolve_weights
+from cinn_cli.files.model_file import ModelFileError
+from cinn_cli.tasks import load_model, resolve_weights
 from cinn_cli.tasks.colorize.color import LabColourer, gray_to_lightness, resize
 from cinn_cli.tasks.colorize.sampling import BEST_GUESS_INDEX, colorize_latent
 
 
-class LevelTemperaturesError(ValueError):
-    """``--level-temperatures`` that do not fit the model (the CLI makes it a usage error, exit 2)."""
+class LevelTemperaturesError(OptionError):
+    """``--level-temperatures`` that do not fit the model."""
+
+    option = "--level-temperatures"
 
 
 NO_SHIPPED_MODEL = (

@@ -38,6 +38,7 @@ from cinn_cli.batch.stream import (
     shared_cores,
     write_or_raise,
 )
+from cinn_cli.errors import OptionError
 from cinn_cli.files.atomic import atomic_write_bytes
 from cinn_cli.files.latents import (
     Latent,
@@ -145,8 +146,10 @@ def _encode_one(model, info, path: Path, rel: Path, target: Path, gray, rgb, ver
 # --------------------------------------------------------------------------- decode / transfer
 
 
-class TransferLevelsError(ValueError):
-    """A ``--transfer-levels`` value this model cannot use (a usage error)."""
+class TransferLevelsError(OptionError):
+    """A ``--transfer-levels`` value this model cannot use."""
+
+    option = "--transfer-levels"
 
 
 def parse_levels(spec: str, n_levels: int) -> list[float]:
@@ -345,7 +348,7 @@ def _write_transfer(target, colour, ab, rgb, alpha, fmt, text, latent_target, la
 def load_or_fail(path: Path, report: RunReport) -> Latent | None:
     """The latent file, or ``None`` after reporting why it cannot be used."""
     try:
-        return load_latent(path)
+        return load_latent(path, dtypes=("F32",))  # colour latents are always float32
     except LatentFileError as e:
         report.fail(str(path), str(e).removeprefix(f"{path}: "))
         return None

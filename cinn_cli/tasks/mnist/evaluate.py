@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from cinn_cli.files.model_file import load_model
 from cinn_cli.flows.base import bits_per_dim
+from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist.data import load_mnist
 from cinn_cli.tasks.mnist.metrics import (
     classifier_accuracy,

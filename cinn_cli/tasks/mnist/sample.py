@@ -11,7 +11,7 @@ import torch
 from cinn_cli.batch.images import provenance_text, quantize, sheet, write_png
 from cinn_cli.batch.report import RunReport
 from cinn_cli.files.latents import Latent, derive_seed, draw_latent, save_latent, text_name
-from cinn_cli.files.model_file import load_model
+from cinn_cli.tasks import load_model
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def decode_latents(
     for source in sources:
         for path, rel in discover(source, suffixes=(".safetensors",)):
             try:
-                latent = load_latent(path)
+                latent = load_latent(path, check_condition=digit_condition)
                 check_latent_fits(latent, path, "mnist", shapes, info.sha256)
             except LatentFileError as e:
                 report.fail(str(path), str(e).removeprefix(f"{path}: "))
@@ -232,7 +232,7 @@ def interpolate_latents(
 
     model, info = load_mnist_model(weights, device)
     shapes = model.latent_shapes()
-    a, b = load_latent(start), load_latent(end)
+    a, b = (load_latent(p, check_condition=digit_condition) for p in (start, end))
     check_latent_fits(a, start, "mnist", shapes, info.sha256)
     check_latent_fits(b, end, "mnist", shapes, info.sha256)
     path = [slerp(a.zs, b.zs, i / (steps - 1)) for i in range(steps)]
@@ -254,3 +254,14 @@ def interpolate_latents(
                 continue
             write_png(target, px, text)
             report.wrote(str(target), digit=d, **fields)
+
+
+def digit_condition(condition: dict, task: str, path: str) -> None:
+    """An MNIST latent's condition is ``{"digit": d}``, d an integer 0-9."""
+    if task != "mnist":
+        return  # another task's latent: refused by check_latent_fits, with its task named
+    digit = condition.get("digit")
+    if type(digit) is not int or not 0 <= digit <= 9:  # type(): True is an int to isinstance
+        from cinn_cli.files.latents import LatentFileError
+
+        raise LatentFileError(f"{path}: an 'mnist' latent whose condition's digit {digit!r} is not an integer 0-9")

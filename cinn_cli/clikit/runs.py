@@ -1,0 +1,161 @@
+"""Running a batch command: the device, the output folder, signals and the summary's exit."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from cinn_cli.clikit.options import DEVICE_HELP
+
+
+def resolve_device(spec: str):
+    import torch
+
+    _end_startup()  # every command that runs a model comes here once, after its heavy imports
+
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise click.BadParameter(f"{spec!r} is not a device ({DEVICE_HELP})", param_hint="--device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA was requested but is not available", param_hint="--device")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise click.BadParameter("MPS was requested but is not available", param_hint="--device")
+    return device
+
+
+def prepare_output_folder(out: Path) -> None:
+    """Create OUT before any work, so a folder that cannot be written is one error (exit 1),
+    not the same failure once per input. (A sub-folder that cannot be written fails per input.)"""
+    import os
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise click.ClickException(f"{out}: the output folder is not writable")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so a run ends as on Ctrl-C (but exits 143, not 130)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Let SIGTERM (kill, timeout, a scheduler stopping the job) end a run as Ctrl-C does: the
+    writes in flight finish, queued ones are dropped and no temporary file is left behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interruptible(report):
+    """Around a batch run: SIGTERM or Ctrl-C stops it, then the summary of what was done is printed
+    (written, skipped, failed; the rest not started; ``--json`` ends with a summary marked
+    ``"aborted": true``) and the exit code is 143 (SIGTERM) or 130 (Ctrl-C), as a shell reports
+    a process killed by that signal."""
+    import threading
+
+    with sigterm_as_interrupt():
+        try:
+            yield
+        except KeyboardInterrupt as e:
+            code = report.finish(aborted_by="SIGTERM" if isinstance(e, Terminated) else "SIGINT")
+            # Every write has finished and been reported (Pool.__exit__), but a worker may still be
+            # decoding an input (seconds for a huge photo), and a normal exit would wait for it.
+            busy = [t for t in threading.enumerate() if t.name.startswith("cinn-io")]
+            for t in busy:
+                t.join(timeout=0.5)  # idle ones end at once
+            if any(t.is_alive() for t in busy):
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+            sys.exit(code)
+
+
+@contextmanager
+def output_folder(source: str, out: Path):
+    """Check that OUT can be used with IN, create it, and remove it again (when this run made it
+    and it is still empty) if the run then fails on usage or on its first check, so a mistyped
+    command leaves nothing behind.
+
+    OUT = IN, or IN inside OUT, is refused (exit 2): outputs would land among the inputs, a rerun
+    would take them for inputs, and a photo named like an output (d-1.png) could be replaced. OUT
+    inside IN is allowed: the listing never enters OUT (``discover``'s ``skip``)."""
+    if source != "-" and Path(source).is_dir():
+        src, dst = Path(source).resolve(), out.resolve()
+        if src == dst or dst in src.parents:
+            raise click.BadParameter(
+                f"{out} is {'the input folder' if src == dst else 'a folder holding the input folder'}; "
+                "write the outputs to another folder (a rerun would take them for inputs)",
+                param_hint="OUT",
+            )
+    made = None  # the outermost folder this run creates
+    for p in (out, *out.absolute().parents):
+        if p.exists():
+            break
+        made = p
+    prepare_output_folder(out)
+    try:
+        yield
+    except click.ClickException:
+        if made is not None:
+            for p in (out.absolute(), *out.absolute().parents):
+                try:
+                    p.rmdir()  # only succeeds on an empty folder
+                except OSError:
+                    break
+                if p == made.absolute():
+                    break
+        raise
+
+
+def require_input(source: str) -> None:
+    """IN must exist (``-`` is stdin): a usage error before any work otherwise."""
+    if source != "-" and not Path(source).exists():
+        raise click.BadParameter(f"{source}: no such file or folder", param_hint="IN")
+
+
+_startup_gc_off = False  # set by start_without_gc(): collection is off until the command's imports are done
+
+
+def start_without_gc() -> None:
+    """Turn garbage collection off for start-up (see ``cinn_cli.cli.app.entry``)."""
+    global _startup_gc_off
+    gc.disable()
+    _startup_gc_off = True
+
+
+def _end_startup() -> None:
+    """Freeze what start-up allocated (``gc.freeze``: never scanned again) and turn collection
+    back on, once per process started by ``entry``; a no-op otherwise."""
+    global _startup_gc_off
+    if _startup_gc_off:
+        _startup_gc_off = False
+        gc.freeze()
+        gc.enable()
