@@ -100,7 +100,12 @@ def read_rgb(path: Path, max_short: int | None = None):
 
 
 def read_gray(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(gray (H, W) float32 in [0, 1], alpha (H, W) uint8 or None)``.
+    """``gray_of`` the image at ``path`` (opened and checked by ``open_image``)."""
+    return gray_of(open_image(path))
+
+
+def gray_of(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(gray (H, W) float32 in [0, 1], alpha (H, W) uint8 or None)`` of a decoded image.
 
     Value ranges by pixel mode (a mode carries no range of its own, so it is read from the data):
     ``I;16*`` is 0-65535; ``I`` (32-bit) is 0-255 when its maximum is at most 255 (what PIL's
@@ -109,7 +114,6 @@ def read_gray(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     NaN or infinite pixels is refused. Palette, RGB, CMYK etc. go through ``convert('L')``; an
     alpha channel (or palette transparency) is returned so the output can carry it.
     """
-    im = open_image(path)
     alpha = None
     with np.errstate(all="ignore"):  # odd pixel values: refused or clipped below, not warned about
         try:

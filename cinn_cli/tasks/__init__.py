@@ -1,5 +1,5 @@
 """The registry: task names -> task folders, and what goes through it (building and loading a
-model file, finding a shipped model by name).
+model file, finding a shipped model by name, the starting model of a training run).
 
 Adding a task means adding a folder ``cinn_cli/tasks/<name>/`` whose ``__init__.py`` defines
 ``TASK`` (a ``Task``) and one line in ``TASK_MODULES``. Nothing outside this module and the task
@@ -101,3 +101,25 @@ def load_model(path: str | os.PathLike, device: str = "cpu", task: str | None = 
 
     info.sha256 = file_sha256(path)
     return model, info
+
+
+def initial_model(task: str, build, preset_config, overrides: dict | None, init: str | None):
+    """``(model, run-info fields)``: a new model from the preset's config (with ``--config``
+    overrides), or, with ``init`` (a model file, or a shipped model's name), that file's
+    architecture and weights to fine-tune. ``--config`` cannot change a trained architecture.
+
+    A fine-tuned file records the init file's own training record under ``init_training`` (which
+    holds that file's ``init_training`` in turn), so the whole chain of commands that made it
+    stays readable with ``cinn info`` after the intermediate files are gone."""
+    if init is None:
+        from cinn_cli.training.setup import with_config
+
+        return build(with_config(preset_config, overrides)), {}
+    if overrides:
+        raise ValueError("--config cannot be combined with --init: the model is the init file's, as it was trained")
+    path = resolve_weights(init, task)
+    model, info = load_model(path, task=task)
+    fields = {"init": f"{path} (sha256 {info.sha256})"}
+    if info.training:
+        fields["init_training"] = info.training
+    return model, fields

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cinn_cli.tasks import initial_model
 from cinn_cli.training.loop import Recipe, train
-from cinn_cli.training.setup import initial_model, run_info, with_overrides
+from cinn_cli.training.setup import run_info, with_overrides
 
 # --------------------------------------------------------------------------- colorization
 

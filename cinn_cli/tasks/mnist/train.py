@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from cinn_cli.tasks import initial_model
 from cinn_cli.tasks.mnist.data import load_mnist
 from cinn_cli.tasks.mnist.evaluate import test_bits_per_dim
 from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN
 from cinn_cli.training.loop import Recipe, TrainResult, train
-from cinn_cli.training.setup import initial_model, run_info, with_overrides
+from cinn_cli.training.setup import run_info, with_overrides
 
 # The reference recipe (shared/reference/cinn-original-code.md §2) and ours.
 MNIST_RECIPES: dict[str, Recipe] = {
