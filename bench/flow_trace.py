@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--images", default="5627,0,1,2", help="test image indices, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = find_mnist_dir(args.data)
+    data = find_mnist_dir(args.data) or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     if data is None:
         raise SystemExit("MNIST data not found: pass --data DIR or set $CINN_MNIST")
     images, labels = load_mnist(data, "test")

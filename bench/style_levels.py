@@ -18,6 +18,7 @@ digit):
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="MNIST model file (default: the shipped one)")
     parser.add_argument("--images", type=int, default=1000)
     args = parser.parse_args()
-    data = find_mnist_dir(args.data)
+    data = find_mnist_dir(args.data) or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     if data is None:
         parser.error("no MNIST folder: pass --data DIR")
     model = load_model(resolve_weights(args.weights, "mnist"), task="mnist")[0]

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    data_dir = find_mnist_dir(args.data)
+    data_dir = find_mnist_dir(args.data) or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     if data_dir is None:
         sys.exit("MNIST directory not found: pass --data or set $CINN_MNIST.")
     train_x, train_y = load_mnist(data_dir, "train")

@@ -114,17 +114,6 @@ def test_find_mnist_dir_order(tmp_path, monkeypatch):
     assert find_mnist_dir() == tmp_path / "env"
 
 
-def test_find_mnist_dir_relative_to_cwd(tmp_path, monkeypatch):
-    monkeypatch.delenv("CINN_MNIST", raising=False)
-    data = tmp_path / "shared" / "data" / "mnist"
-    data.mkdir(parents=True)
-    make_split(data, "t10k", 2, gz=True)
-    work = tmp_path / "checkout"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    assert find_mnist_dir() == data.resolve()
-
-
 # ---- the real files -------------------------------------------------------------------------
 
 REAL = find_mnist_dir()

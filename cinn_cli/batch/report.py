@@ -26,6 +26,7 @@ class RunReport:
     started: int = 0  # inputs taken up by the run (read, skipped or failed)
     total: int | None = None  # the inputs the run would take up, once counted (None: not known)
     unit: str = "inputs"  # what ``started`` and ``total`` count
+    counting: Any = None  # the thread counting the inputs (``progress_bar``), if any
 
     def wrote(self, path: str, **fields: Any) -> None:
         self.written += 1
@@ -58,6 +59,8 @@ class RunReport:
         """Print the summary (stderr; plus a JSON object on stdout with ``--json``) and return the
         exit code; ``aborted_by`` ``"SIGINT"`` or ``"SIGTERM"`` marks an interrupted run (its
         summary says ``"aborted": true``; inputs not reached are neither written nor failed)."""
+        if aborted_by and self.counting is not None:
+            self.counting.join(timeout=2.0)  # a count nearly done still gives "not started"
         summary = {
             "event": "summary",
             "command": self.command,

@@ -233,7 +233,8 @@ def progress_bar(source: str, skip: Path, shard: tuple[int, int] | None, report,
             bar.total = total
             report.total = total
 
-        threading.Thread(target=count, name="cinn-count", daemon=True).start()
+        report.counting = threading.Thread(target=count, name="cinn-count", daemon=True)
+        report.counting.start()
     return bar
 
 

@@ -377,18 +377,6 @@ class HaarDownsample(InvertibleModule):
         return x, -self._logdet(x)
 
 
-class Squeeze(InvertibleModule):
-    """Space-to-depth ``(B, C, H, W) -> (B, 4C, H/2, W/2)`` (i-RevNet), volume-preserving."""
-
-    output_shape = HaarDownsample.output_shape
-
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return F.pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
-
-    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return F.pixel_shuffle(y, 2), y.new_zeros(y.shape[0])
-
-
 class Flatten(InvertibleModule):
     """``(B, *shape) -> (B, prod(shape))``; the inverse restores ``shape``."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["MnistClassifier"]
@@ -57,8 +56,3 @@ class MnistClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, 1, 28, 28) in [0, 1] -> (B, 10) logits."""
         return self.head(self.dropout(self.features(x)))
-
-    @torch.no_grad()
-    def predict(self, x: Tensor) -> Tensor:
-        """(B, 1, 28, 28) in [0, 1] -> (B,) int64 predicted digits."""
-        return self(x).argmax(dim=1)

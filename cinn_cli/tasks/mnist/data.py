@@ -160,29 +160,12 @@ def load_mnist(data_dir: str | os.PathLike, split: str = "train") -> tuple[torch
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
-def _looks_like_mnist_dir(d: Path) -> bool:
-    try:
-        return d.is_dir() and any(p.name.startswith(("train-", "t10k-")) for p in d.iterdir())
-    except OSError:
-        return False
-
-
 def find_mnist_dir(explicit: str | os.PathLike | None = None) -> Path | None:
-    """Where the MNIST files are, or None.
+    """Where the MNIST files are: ``explicit`` (``--data``), else ``$CINN_MNIST``, else None.
 
-    In order: ``explicit`` (returned as given, so a wrong path fails loudly in :func:`load_mnist`
-    rather than silently falling back), then ``$CINN_MNIST`` (likewise), then
-    ``../shared/data/mnist`` relative to the current directory and to the repository root, the
-    first that exists and holds MNIST files.
-    """
+    Returned as given (not checked), so a wrong path fails loudly in :func:`load_mnist` rather
+    than silently falling back to another folder."""
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get("CINN_MNIST")
-    if env:
-        return Path(env)
-    repo_root = Path(__file__).resolve().parent.parent
-    for base in (Path.cwd(), repo_root):
-        cand = (base / ".." / "shared" / "data" / "mnist").resolve()
-        if _looks_like_mnist_dir(cand):
-            return cand
-    return None
+    return Path(env) if env else None
