@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cinn_cli.images import grid, write_png
-from cinn_cli.mnist_data import find_mnist_dir, load_mnist
+from cinn_cli.batch.images import grid, write_png
+from cinn_cli.tasks.mnist.data import find_mnist_dir, load_mnist
 
 DOCS = Path(__file__).resolve().parent
 
@@ -52,7 +52,7 @@ def main() -> None:
     if args.task == "transfer":
         return transfer_figure(args)
     weights = ["--weights", args.weights] if args.weights else []
-    data = find_mnist_dir(args.data)
+    data = find_mnist_dir(args.data) or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         out = str(tmp / "s")
