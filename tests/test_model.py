@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+from helpers import flat, max_abs_diff, randomise_
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
@@ -47,25 +48,6 @@ def latent_shapes(name: str) -> list[tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def randomise_(module: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
-    """Set every parameter to ``scale * randn`` from a seeded generator (in place); returns it."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return module
-
-
-def flat(zs: list[Tensor]) -> Tensor:
-    """``(B, D)``: the latent levels flattened and concatenated per sample."""
-    return torch.cat([z.reshape(z.shape[0], -1) for z in zs], dim=1)
-
-
-def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    assert a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}"
-    return (a - b).abs().max().item()
 
 
 def model_jacobian_logdet(model: MnistCINN, x: Tensor, labels: Tensor) -> Tensor:
