@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository (its weights/, man/
 
 # --------------------------------------------------------------------------- float64 model checks
 
+# float64 tolerances of the block and model checks: inverse(forward(x)) against x, and the log-det
+# against slogdet of the brute-force Jacobian.
+ROUND_TRIP_TOL = 1e-10
+LOGDET_TOL = 1e-8
+
 
 def randomise_(module: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
     """Set every parameter to ``scale * randn`` from a seeded generator (in place); returns it."""

@@ -14,7 +14,7 @@ from functools import partial
 
 import pytest
 import torch
-from helpers import flat, max_abs_diff, randomise_
+from helpers import LOGDET_TOL, ROUND_TRIP_TOL, flat, max_abs_diff, randomise_
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
@@ -33,9 +33,6 @@ from cinn_cli.flows.blocks import (
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-ROUND_TRIP_TOL = 1e-10
-LOGDET_TOL = 1e-8
 
 
 # --------------------------------------------------------------------------- helpers

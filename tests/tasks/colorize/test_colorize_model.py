@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from helpers import flat, max_abs_diff, randomise_
+from helpers import LOGDET_TOL, ROUND_TRIP_TOL, flat, max_abs_diff, randomise_
 from torch import nn
 from torch.autograd.functional import jacobian
 
@@ -19,8 +19,6 @@ from cinn_cli.tasks.registry_tmp import build_model, count_parameters
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-ROUND_TRIP_TOL = 1e-10
-LOGDET_TOL = 1e-8
 
 # ab at half of L's resolution (ours) and at L's resolution; 2 levels, so L is a multiple of 8 / 4
 TINY = {

@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from helpers import flat, max_abs_diff, randomise_
+from helpers import LOGDET_TOL, ROUND_TRIP_TOL, flat, max_abs_diff, randomise_
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
@@ -22,8 +22,6 @@ from cinn_cli.tasks.registry_tmp import build_model, count_parameters
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-ROUND_TRIP_TOL = 1e-10
-LOGDET_TOL = 1e-8
 D = 784
 
 _MULTISCALE = dict(arch="multiscale", blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
