@@ -34,16 +34,21 @@ def imports_of_test_modules(source: str) -> list[tuple[int, str]]:
     return found
 
 
-def top_level_names(tree: ast.Module) -> set[str]:
-    names = set()
+def definitions(tree: ast.Module) -> dict[str, str]:
+    """``{shape: name}`` of the top-level functions, classes and assignments of a module.
+
+    A function's or class's shape is its AST without its name and docstring, so a renamed or
+    re-documented copy has the same shape; an assignment's shape includes its name.
+    """
+    shapes = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-    return names
+            skip = 1 if ast.get_docstring(node) is not None else 0
+            parts = [getattr(node, "args", None), getattr(node, "returns", None), *node.body[skip:]]
+            shapes[" ".join(ast.dump(part) for part in parts if part is not None)] = node.name
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            shapes[ast.dump(node)] = ast.unparse(node).split("=")[0].strip()
+    return shapes
 
 
 @pytest.mark.parametrize(
@@ -83,11 +88,13 @@ def test_test_file_names_are_unique():
 
 
 def test_helpers_are_defined_once():
-    """Nothing helpers.py defines is defined again at the top of a test module or conftest."""
-    shared = top_level_names(ast.parse((TESTS / "helpers.py").read_text(encoding="utf-8")))
-    again = {
-        str(path.relative_to(TESTS)): sorted(shared & top_level_names(ast.parse(path.read_text(encoding="utf-8"))))
+    """No test module or conftest carries its own copy of something helpers.py defines."""
+    shared = definitions(ast.parse((TESTS / "helpers.py").read_text(encoding="utf-8")))
+    copies = [
+        f"{path.relative_to(TESTS)}: {name} copies helpers.{shared[shape]}"
         for path in MODULES
         if path.name != "helpers.py"
-    }
-    assert not {k: v for k, v in again.items() if v}
+        for shape, name in definitions(ast.parse(path.read_text(encoding="utf-8"))).items()
+        if shape in shared
+    ]
+    assert not copies, "import these from tests/helpers.py instead:\n" + "\n".join(copies)
