@@ -58,7 +58,7 @@ def max_abs_diff(a: Tensor, b: Tensor) -> float:
 # The tiny MNIST multiscale model (1 block per level, 4/4/8 hidden channels).
 TINY_MNIST = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
 
-# The tiny colorization model's ColorizeConfig fields (a dict, so tests can vary a field) (16-pixel crops, 2 levels).
+# The tiny colorization model (2 levels, 16-pixel crops) as ColorizeConfig fields: a dict, so tests can vary one.
 TINY_COLORIZE = dict(
     blocks=(1, 1), hidden=(4, 4), cond_channels=(2, 3), cond_widths=(4, 4, 4), global_dim=4, crop_size=16, work_size=16
 )
