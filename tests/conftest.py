@@ -1,4 +1,4 @@
-"""Shared fixtures for the test suite."""
+"""Shared fixtures for the test suite (plain helpers are in helpers.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_split, tiny_colorize_file, tiny_mnist_file
 
 # The real MNIST files, when this checkout sits beside the project's shared data (the package
 # itself looks only at --data and $CINN_MNIST); the tests that need them skip without them.
@@ -31,9 +32,19 @@ def single_thread():
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory):
     """Tiny fake MNIST IDX files (96 train images gzip, 20 test images raw)."""
-    from idx_files import make_split
-
     d = tmp_path_factory.mktemp("mnist")
     make_split(d, "train", 96, gz=True, seed=1)
     make_split(d, "t10k", 20, gz=False, seed=2)
     return d
+
+
+@pytest.fixture(scope="module")
+def mnist_weights(tmp_path_factory):
+    """A tiny MNIST model file (``tiny_mnist_file``, seed 0), one per test module."""
+    return tiny_mnist_file(tmp_path_factory.mktemp("w") / "tiny.safetensors", 0)
+
+
+@pytest.fixture(scope="module")
+def colorize_weights(tmp_path_factory):
+    """A tiny colorization model file (``tiny_colorize_file``), one per test module."""
+    return tiny_colorize_file(tmp_path_factory.mktemp("w") / "tiny.safetensors")

@@ -9,8 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.name for p in (ROOT / "weights").glob("*.safetensors"))
 
 
@@ -32,7 +32,7 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
     code = (
-        "import cinn_cli.storage as s, sys\n"
+        "import cinn_cli.files.model_file as s, sys\n"
         "for name in sys.argv[1:]:\n"
         "    p = s.shipped_weights(name[: -len('.safetensors')])\n"
         "    print(p, p.is_file())\n"

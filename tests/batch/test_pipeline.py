@@ -16,31 +16,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from click.testing import CliRunner
+from helpers import cli, invoke, photo, tiny_mnist_file, tree
 from PIL import Image
-from test_colorize_cli import TINY, photo
 
 from cinn_cli.batch.stream import Pool, in_shard, parse_shard
-from cinn_cli.cli.app import main
 from cinn_cli.files.atomic import file_sha256
 from cinn_cli.files.latents import derive_seed, load_latent
-from cinn_cli.files.model_file import package_version, save_model
-from cinn_cli.tasks.colorize.model import ColorizeCINN, ColorizeConfig
+from cinn_cli.files.model_file import package_version
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    model = ColorizeCINN(ColorizeConfig(**TINY))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(model, path)
-    return path
+def weights(colorize_weights):
+    """This module's ``weights``: the tiny colorization model (conftest's ``colorize_weights``)."""
+    return colorize_weights
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +42,6 @@ def photos(tmp_path_factory):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(photo(i, 18 + i, 24 - i)).save(folder / f"p{i}.png")
     return root
-
-
-def invoke(*args, **kw):
-    return CliRunner().invoke(main, [str(a) for a in args], **kw)
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (hidden ones included) by relative path -> bytes."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def colorize(src, out, weights, *extra):
@@ -101,9 +82,7 @@ def test_bad_shard_and_workers_are_usage_errors(weights, photos, tmp_path):
 
 
 def test_encode_shards_equal_the_unsplit_run(tmp_path):
-    from test_encode import tiny_model_file
-
-    w = tiny_model_file(tmp_path / "m.safetensors", 0)
+    w = tiny_mnist_file(tmp_path / "m.safetensors", 0)
     rng = np.random.default_rng(0)
     for i in range(8):
         (tmp_path / "in" / str(i % 3)).mkdir(parents=True, exist_ok=True)
@@ -117,9 +96,7 @@ def test_encode_shards_equal_the_unsplit_run(tmp_path):
 
 
 def test_encode_reports_bad_inputs_and_writes_the_rest(tmp_path):
-    from test_encode import tiny_model_file
-
-    w = tiny_model_file(tmp_path / "m.safetensors", 0)
+    w = tiny_mnist_file(tmp_path / "m.safetensors", 0)
     src = tmp_path / "in" / "4"
     src.mkdir(parents=True)
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(src / "ok.png")
@@ -289,11 +266,9 @@ def test_a_file_name_that_is_not_utf8_is_colorized_encoded_and_decoded(weights, 
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "o" / os.fsdecode(b"caf\xe9-1.png")) as im:
         assert im.text["cinn:source"] == "caf\\xe9.png"
-    from test_encode import tiny_model_file
-
     (tmp_path / "3").mkdir()
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "3" / name)
-    encoded = invoke("encode", tmp_path / "3", tmp_path / "z", "--model", tiny_model_file(tmp_path / "m", 0))
+    encoded = invoke("encode", tmp_path / "3", tmp_path / "z", "--model", tiny_mnist_file(tmp_path / "m", 0))
     assert encoded.exit_code == 0, encoded.output
     assert load_latent(tmp_path / "z" / os.fsdecode(b"caf\xe9.safetensors")).extra["source"] == "caf\\xe9.png"
     decoded = invoke("sample", "--from-latent", tmp_path / "z", "--weights", tmp_path / "m", "-o", tmp_path / "d")
@@ -345,10 +320,6 @@ def test_permission_denied_becomes_a_reason_even_as_root(tmp_path, monkeypatch):
     monkeypatch.setattr(photos.Image, "open", denied)
     with pytest.raises(photos.PhotoError, match=r"^cannot be read \(permission denied\)$"):
         photos.read_gray(tmp_path / "a.png")
-
-
-def cli(*args) -> list[str]:
-    return [sys.executable, "-m", "cinn_cli", *map(str, args)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])

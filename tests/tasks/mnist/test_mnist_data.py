@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from idx_files import idx_bytes, make_split, write
+from helpers import idx_bytes, make_split, write_idx
 
 from cinn_cli.tasks.mnist.data import MnistDataError, find_mnist_dir, load_mnist, read_idx
 
@@ -28,8 +28,8 @@ def test_mixed_raw_and_gzip(tmp_path):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
     labels = np.array([1, 2, 3], dtype=np.uint8)
-    write(tmp_path / "t10k-images-idx3-ubyte", idx_bytes(images), gz=True)
-    write(tmp_path / "t10k-labels-idx1-ubyte", idx_bytes(labels), gz=False)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", idx_bytes(images), gz=True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", idx_bytes(labels), gz=False)
     x, y = load_mnist(tmp_path, "test")
     assert np.array_equal(x.numpy(), images) and y.tolist() == [1, 2, 3]
 
@@ -54,7 +54,7 @@ def test_bad_split(tmp_path):
 def test_bad_magic(tmp_path, gz):
     make_split(tmp_path, "train", 3, gz)
     images = np.zeros((3, 28, 28), dtype=np.uint8)
-    write(tmp_path / "train-images-idx3-ubyte", idx_bytes(images, magic=0x12340803), gz)
+    write_idx(tmp_path / "train-images-idx3-ubyte", idx_bytes(images, magic=0x12340803), gz)
     with pytest.raises(MnistDataError, match="bad magic number 0x12340803"):
         load_mnist(tmp_path, "train")
 
@@ -62,7 +62,7 @@ def test_bad_magic(tmp_path, gz):
 def test_wrong_dimension_count(tmp_path):
     make_split(tmp_path, "train", 3, gz=False)
     # A labels file (1 dimension) where the images file (3 dimensions) belongs.
-    write(tmp_path / "train-images-idx3-ubyte", idx_bytes(np.zeros(3, np.uint8)), gz=False)
+    write_idx(tmp_path / "train-images-idx3-ubyte", idx_bytes(np.zeros(3, np.uint8)), gz=False)
     with pytest.raises(MnistDataError, match="1 dimensions where 3 were expected"):
         load_mnist(tmp_path, "train")
 
@@ -70,7 +70,7 @@ def test_wrong_dimension_count(tmp_path):
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gzip"])
 def test_truncated_data(tmp_path, gz):
     images, _ = make_split(tmp_path, "train", 4, gz)
-    write(tmp_path / "train-images-idx3-ubyte", idx_bytes(images)[:-100], gz)
+    write_idx(tmp_path / "train-images-idx3-ubyte", idx_bytes(images)[:-100], gz)
     with pytest.raises(MnistDataError, match="truncated"):
         load_mnist(tmp_path, "train")
 
@@ -92,14 +92,14 @@ def test_truncated_gzip_stream(tmp_path):
 
 def test_trailing_bytes_are_a_size_mismatch(tmp_path):
     _, labels = make_split(tmp_path, "train", 4, gz=False)
-    write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(labels) + b"\x00\x01", gz=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", idx_bytes(labels) + b"\x00\x01", gz=False)
     with pytest.raises(MnistDataError, match="size mismatch"):
         load_mnist(tmp_path, "train")
 
 
 def test_image_label_count_mismatch(tmp_path):
     make_split(tmp_path, "train", 4, gz=False)
-    write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(np.zeros(5, np.uint8)), gz=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", idx_bytes(np.zeros(5, np.uint8)), gz=False)
     with pytest.raises(MnistDataError, match="4 images but .* 5 labels"):
         load_mnist(tmp_path, "train")
 

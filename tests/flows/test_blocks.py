@@ -14,6 +14,7 @@ from functools import partial
 
 import pytest
 import torch
+from helpers import LOGDET_TOL, ROUND_TRIP_TOL, flat, max_abs_diff, randomise_
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
@@ -32,30 +33,13 @@ from cinn_cli.flows.blocks import (
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-ROUND_TRIP_TOL = 1e-10
-LOGDET_TOL = 1e-8
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def randomise_(module: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
-    """Set every parameter to ``scale * randn`` from a seeded generator (in place); returns it."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return module
 
 
 def randn(*shape: int, seed: int) -> Tensor:
     """A seeded float64 standard-normal tensor."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    assert a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}"
-    return (a - b).abs().max().item()
 
 
 def jacobian_logdets(fn: Callable[[Tensor, int], Tensor], x: Tensor) -> Tensor:
@@ -72,13 +56,6 @@ def jacobian_logdets(fn: Callable[[Tensor, int], Tensor], x: Tensor) -> Tensor:
         assert sign != 0, "singular Jacobian"
         out.append(logabs)
     return torch.stack(out)
-
-
-def flat(zs: Tensor | list[Tensor]) -> Tensor:
-    """``(B, D)``: a tensor, or a list of latent levels, flattened and concatenated per sample."""
-    if isinstance(zs, Tensor):
-        zs = [zs]
-    return torch.cat([z.reshape(z.shape[0], -1) for z in zs], dim=1)
 
 
 # --------------------------------------------------------------------------- the block cases

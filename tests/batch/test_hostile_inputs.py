@@ -17,14 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import cli, invoke, photo, tiny_mnist_file, tree
 from PIL import Image
-from test_colorize_cli import photo, tiny_model_file
 
 from cinn_cli.batch.images import discover
 from cinn_cli.batch.photos import PhotoError, read_gray
 from cinn_cli.batch.report import RunReport, display_name
-from cinn_cli.cli.app import main
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LONG_OK = "l" * 236 + ".png"  # 240 bytes: its latent name (<stem>-1.safetensors) is 254 bytes
@@ -32,16 +30,9 @@ LONG_BAD = "b" * 251 + ".png"  # 255 bytes: legal, but its outputs cannot be nam
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory.mktemp("w") / "tiny.safetensors")
-
-
-def invoke(*args, **kw):
-    return CliRunner().invoke(main, [str(a) for a in args], **kw)
-
-
-def cli(*args) -> list[str]:
-    return [sys.executable, "-m", "cinn_cli", *map(str, args)]
+def weights(colorize_weights):
+    """This module's ``weights``: the tiny colorization model (conftest's ``colorize_weights``)."""
+    return colorize_weights
 
 
 def gray_image(mode: str, value: float, size=(20, 16)) -> Image.Image:
@@ -403,9 +394,7 @@ def test_a_full_disk_fails_the_outputs_it_hits_and_leaves_nothing_half_written(w
 
 
 def test_mnist_sheets_are_scaled_and_every_interpolation_file_is_reported(tmp_path):
-    from test_encode import tiny_model_file as mnist_model_file
-
-    mnist = mnist_model_file(tmp_path / "m.safetensors", 0)
+    mnist = tiny_mnist_file(tmp_path / "m.safetensors", 0)
     s = tmp_path / "s"
     result = invoke("sample", "-d", 3, "-n", 4, "--seed", 1, "--grid", "--weights", mnist, "-o", s)
     assert result.exit_code == 0, result.output
@@ -416,7 +405,3 @@ def test_mnist_sheets_are_scaled_and_every_interpolation_file_is_reported(tmp_pa
     assert result.exit_code == 0 and len(written) == 4 and "4 written" in result.stderr
     result = invoke("sample", "--from-latent", a, "-d", "1,2", "--weights", mnist, "-o", tmp_path / "t")
     assert result.exit_code == 0 and Image.open(tmp_path / "t" / "3-0001-grid.png").size == (4 * 62, 4 * 32)
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

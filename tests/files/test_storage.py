@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from helpers import TINY_MNIST
 from safetensors.torch import save_file
 
 from cinn_cli.files.atomic import atomic_write_bytes
@@ -13,13 +14,11 @@ from cinn_cli.files.model_file import ModelFileError, read_model_info, save_mode
 from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 
-TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
-
 
 @pytest.fixture
 def tiny_file(tmp_path):
     torch.manual_seed(0)
-    model = MnistCINN(TINY)
+    model = MnistCINN(TINY_MNIST)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.1)
@@ -31,7 +30,7 @@ def tiny_file(tmp_path):
 def test_round_trip_restores_every_tensor_and_the_config(tiny_file):
     model, path = tiny_file
     loaded, info = load_model(path)
-    assert info.task == "mnist" and MnistConfig.from_dict(info.config) == TINY
+    assert info.task == "mnist" and MnistConfig.from_dict(info.config) == TINY_MNIST
     assert info.metrics == {"test_bits_per_dim": 1.5} and info.training == {"command": "test"}
     assert len(info.sha256) == 64
     for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):

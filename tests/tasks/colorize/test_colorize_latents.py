@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import ROOT, invoke, photo, tiny_colorize_file
 from PIL import Image
-from test_colorize_cli import photo, tiny_model_file
 
 from cinn_cli.batch.photos import read_gray, read_rgb
-from cinn_cli.cli.app import main
 from cinn_cli.files.latents import Latent, load_latent, save_latent
 from cinn_cli.files.model_file import shipped_weights
 from cinn_cli.tasks import load_model
@@ -28,22 +26,18 @@ from cinn_cli.tasks.colorize.transfer import (
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos" / "val"
+VAL = ROOT.parent / "shared" / "data" / "photos" / "val"
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("collat")
-    weights = tiny_model_file(root / "tiny.safetensors")
+    weights = tiny_colorize_file(root / "tiny.safetensors")
     src = root / "in"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(photo(3, 40, 56)).save(src / "a.png")
     Image.fromarray(photo(4, 64, 48)).save(src / "sub" / "b.png")
     return root, weights
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def mean_abs_rgb(a: Path, b: Path) -> float:

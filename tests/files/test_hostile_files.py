@@ -12,18 +12,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import invoke, photo, tiny_colorize_file
 from PIL import Image
-from test_encode import tiny_model_file
 
-from cinn_cli.cli.app import main
 from cinn_cli.files.model_file import shipped_weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def safetensors_bytes(header, data: bytes = b"") -> bytes:
@@ -100,8 +94,9 @@ def write(path, data: bytes):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory.mktemp("hostile") / "tiny.safetensors", 0)
+def weights(mnist_weights):
+    """This module's ``weights``: the tiny MNIST model (conftest's ``mnist_weights``)."""
+    return mnist_weights
 
 
 @pytest.mark.parametrize("name,header,data", MALFORMED, ids=[m[0] for m in MALFORMED])
@@ -300,13 +295,10 @@ def test_no_image_is_written_from_non_finite_model_output(weights, tmp_path, mon
 
 @pytest.fixture(scope="module")
 def colour(tmp_path_factory):
-    """A tiny colorization model (tests/test_colorize_cli.py's) and one gray photo."""
-    from test_colorize_cli import photo
-    from test_colorize_cli import tiny_model_file as tiny_colour_model
-
+    """A tiny colorization model (helpers.tiny_colorize_file) and one gray photo."""
     root = tmp_path_factory.mktemp("colour")
     Image.fromarray(photo(0, 32, 32)).convert("L").save(root / "gray.png")
-    return tiny_colour_model(root / "tiny-colour.safetensors"), root / "gray.png"
+    return tiny_colorize_file(root / "tiny-colour.safetensors"), root / "gray.png"
 
 
 @pytest.mark.parametrize("value", ["nan,1", "inf,1", "1,1,1", "1"])

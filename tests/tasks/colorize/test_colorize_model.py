@@ -10,7 +10,8 @@ import math
 
 import pytest
 import torch
-from torch import Tensor, nn
+from helpers import LOGDET_TOL, ROUND_TRIP_TOL, flat, max_abs_diff, randomise_
+from torch import nn
 from torch.autograd.functional import jacobian
 
 from cinn_cli.tasks import build_model
@@ -18,8 +19,6 @@ from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN, Colori
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-ROUND_TRIP_TOL = 1e-10
-LOGDET_TOL = 1e-8
 
 # ab at half of L's resolution (ours) and at L's resolution; 2 levels, so L is a multiple of 8 / 4
 TINY = {
@@ -29,23 +28,6 @@ TINY = {
     ),
 }
 L_SIZE = {"half-res": (8, 16), "same-res": (4, 8)}  # non-square on purpose
-
-
-def randomise_(module: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return module
-
-
-def flat(zs: list[Tensor]) -> Tensor:
-    return torch.cat([z.reshape(z.shape[0], -1) for z in zs], dim=1)
-
-
-def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    assert a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}"
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(params=list(TINY), ids=list(TINY))

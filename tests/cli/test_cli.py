@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import invoke, tiny_colorize_file, tiny_mnist_file
 from PIL import Image
 
 from cinn_cli.batch.images import quantize
@@ -18,28 +19,18 @@ from cinn_cli.cli import app as cli
 from cinn_cli.cli.app import main
 from cinn_cli.clikit import runs
 from cinn_cli.files.latents import load_latent
-from cinn_cli.files.model_file import save_model
 from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist.commands import MNIST_TEMPERATURE, parse_digits
-from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
-
-TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
 
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    model = MnistCINN(TINY)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.05)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(model, path)
-    return path
+    """A tiny MNIST model whose parameters are all N(0, 0.05), the condition network's too."""
+    return tiny_mnist_file(tmp_path_factory.mktemp("w") / "tiny.safetensors", 0, cond_std=0.05)
 
 
 def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return invoke(*args, catch_exceptions=False)
 
 
 def test_help_does_not_import_torch():
@@ -86,9 +77,7 @@ def test_a_closed_stdout_ends_the_run_quietly(tiny_weights, tmp_path, command):
         src.mkdir()
         for i in range(400):
             Image.fromarray(np.full((16, 16), i % 256, np.uint8)).save(src / f"{i:03}.png")
-        from test_colorize_cli import tiny_model_file
-
-        weights = tiny_model_file(tmp_path / "c.safetensors")
+        weights = tiny_colorize_file(tmp_path / "c.safetensors")
         args = ["colorize", src, tmp_path / "o", "-n", "2", "--weights", weights, "--json", "--no-latents"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "cinn_cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE

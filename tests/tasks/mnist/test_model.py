@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+from helpers import LOGDET_TOL, ROUND_TRIP_TOL, flat, max_abs_diff, randomise_
 from torch import Tensor, nn
 from torch.autograd.functional import jacobian
 
@@ -21,8 +22,6 @@ from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN, MnistConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-ROUND_TRIP_TOL = 1e-10
-LOGDET_TOL = 1e-8
 D = 784
 
 _MULTISCALE = dict(arch="multiscale", blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
@@ -47,25 +46,6 @@ def latent_shapes(name: str) -> list[tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def randomise_(module: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
-    """Set every parameter to ``scale * randn`` from a seeded generator (in place); returns it."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64))
-    return module
-
-
-def flat(zs: list[Tensor]) -> Tensor:
-    """``(B, D)``: the latent levels flattened and concatenated per sample."""
-    return torch.cat([z.reshape(z.shape[0], -1) for z in zs], dim=1)
-
-
-def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    assert a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}"
-    return (a - b).abs().max().item()
 
 
 def model_jacobian_logdet(model: MnistCINN, x: Tensor, labels: Tensor) -> Tensor:

@@ -7,31 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import invoke, tiny_mnist_file
 from PIL import Image
 
-from cinn_cli.cli.app import main
 from cinn_cli.files.latents import load_latent
-from cinn_cli.files.model_file import save_model
-from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
-
-TINY = MnistConfig(blocks=(1, 1, 1), hidden=(4, 4, 8), cond_channels=(2, 2, 3))
-
-
-def tiny_model_file(path, seed):
-    torch.manual_seed(seed)
-    model = MnistCINN(TINY)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.normal_(0, 1.0 if name.startswith("cond_net") else 0.05)  # labels must matter
-    save_model(model, path)
-    return path
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("enc")
-    weights = tiny_model_file(root / "tiny.safetensors", 0)
+    weights = tiny_mnist_file(root / "tiny.safetensors", 0)
     rng = np.random.default_rng(0)
     digits = {}
     for d in (3, 7):
@@ -41,10 +26,6 @@ def setup(tmp_path_factory):
             Image.fromarray(px).save(root / "in" / str(d) / f"img {k}.png")
             digits[f"{d}/img {k}"] = px
     return root, weights, digits
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_encode_then_decode_reproduces_every_pixel(setup, tmp_path):
@@ -141,7 +122,7 @@ def test_bad_inputs_are_named_and_the_rest_still_encoded(setup, tmp_path):
 
 def test_latents_of_another_model_or_truncated_are_refused(setup, tmp_path):
     root, weights, _ = setup
-    other = tiny_model_file(tmp_path / "other.safetensors", 1)
+    other = tiny_mnist_file(tmp_path / "other.safetensors", 1)
     invoke("encode", root / "in" / "7", tmp_path / "z", "--model", weights)
     truncated = tmp_path / "z" / "img 1.safetensors"
     truncated.write_bytes(truncated.read_bytes()[:-50])

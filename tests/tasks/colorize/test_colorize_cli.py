@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import TINY_COLORIZE, invoke, photo, tiny_colorize_file
 from PIL import Image
 
-from cinn_cli.cli.app import main
 from cinn_cli.files.latents import load_latent
 from cinn_cli.files.model_file import save_model
 from cinn_cli.tasks import load_model
@@ -20,35 +19,11 @@ from cinn_cli.tasks.colorize.model import ColorizeCINN, ColorizeConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-TINY = dict(
-    blocks=(1, 1), hidden=(4, 4), cond_channels=(2, 3), cond_widths=(4, 4, 4), global_dim=4, crop_size=16, work_size=16
-)
-
-
-def photo(seed: int, h: int, w: int) -> np.ndarray:
-    """A smooth colourful (H, W, 3) uint8 image with an edge."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    base = np.stack([np.sin(6 * xx + c + seed) * 0.5 + 0.5 for c in range(3)], -1)
-    base[:, w // 2 :] = 1 - base[:, w // 2 :]
-    return ((base * 0.8 + 0.2 * rng.random((h, w, 3))) * 255).astype(np.uint8)
-
-
-def tiny_model_file(path):
-    """A tiny colorization model with random (not zero-initialised) couplings, saved at ``path``."""
-    torch.manual_seed(0)
-    model = ColorizeCINN(ColorizeConfig(**TINY))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    save_model(model, path)
-    return path
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("col")
-    weights = tiny_model_file(root / "tiny.safetensors")
+    weights = tiny_colorize_file(root / "tiny.safetensors")
     src = root / "in"
     (src / "sub").mkdir(parents=True)
     Image.fromarray(photo(0, 40, 40)).convert("L").save(src / "square.png")
@@ -61,10 +36,6 @@ def setup(tmp_path_factory):
         for i in range(n):
             Image.fromarray(photo(10 + i + 5 * (split == "val"), 48, 72)).save(root / split / f"p{i}.png")
     return root, weights
-
-
-def invoke(*args, **kw):
-    return CliRunner().invoke(main, [str(a) for a in args], **kw)
 
 
 def test_colorize_folder_sizes_latents_and_failures(setup, tmp_path):
@@ -222,7 +193,7 @@ def test_train_colorize_three_steps_then_eval(setup, tmp_path, monkeypatch):
     from cinn_cli.tasks.colorize import model as core
 
     root, _ = setup
-    monkeypatch.setitem(core.COLORIZE_PRESETS, "default", ColorizeConfig(**TINY))
+    monkeypatch.setitem(core.COLORIZE_PRESETS, "default", ColorizeConfig(**TINY_COLORIZE))
     out = tmp_path / "m.safetensors"
     args = ["train", "colorize", "--data", root / "train", "--val", root / "val", "--out", out]
     result = invoke(*args, "--steps", 3, "--batch-size", 4, "--crops-per-photo", 2, "--device", "cpu")
@@ -295,7 +266,9 @@ def test_training_crops_follow_the_recipe(setup):
     assert [tuple(t.shape) for t in levels] == [(3, 72, 100), (3, 36, 50), (3, 18, 25)]
     assert [tuple(t.shape) for t in crop_pyramid(photo(0, 10, 20), 16)] == [(3, 16, 32)]
     root, _ = setup
-    task = ColorizeTask(ColorizeCINN(ColorizeConfig(**TINY)), root / "train", None, ((-0.5, -0.5), (0.5, 0.5)), 3)
+    task = ColorizeTask(
+        ColorizeCINN(ColorizeConfig(**TINY_COLORIZE)), root / "train", None, ((-0.5, -0.5), (0.5, 0.5)), 3
+    )
     assert task.n_train == 12 and task.metric == "train_center_bits_per_dim"
     ab, L = task.batch(torch.arange(5), torch.Generator().manual_seed(0), torch.device("cpu"))
     assert ab.shape == (5, 2, 8, 8) and L.shape == (5, 1, 16, 16) and 0 <= L.min() and L.max() <= 100
@@ -307,7 +280,7 @@ def test_training_crop_sizes_one_size_per_batch(setup):
     from cinn_cli.tasks.colorize.train import ColorizeTask
 
     root, _ = setup
-    model, noise = ColorizeCINN(ColorizeConfig(**TINY)), ((-0.5, -0.5), (0.5, 0.5))
+    model, noise = ColorizeCINN(ColorizeConfig(**TINY_COLORIZE)), ((-0.5, -0.5), (0.5, 0.5))
     default = ColorizeTask(model, root / "train", None, noise, 3)
     same = ColorizeTask(model, root / "train", None, noise, 3, crop_sizes=(16,))
     batch = [t.batch(torch.arange(4), torch.Generator().manual_seed(1), torch.device("cpu")) for t in (default, same)]
@@ -325,7 +298,7 @@ def test_colorize_with_a_same_resolution_model(setup, tmp_path):
     """ab_downscale=1 (as the paper model): ab at the working size, still guided to full size."""
     root, _ = setup
     torch.manual_seed(1)
-    cfg = ColorizeConfig(**{**TINY, "cond_widths": (4, 4), "ab_downscale": 1})
+    cfg = ColorizeConfig(**{**TINY_COLORIZE, "cond_widths": (4, 4), "ab_downscale": 1})
     weights = tmp_path / "same.safetensors"
     save_model(ColorizeCINN(cfg), weights)
     result = invoke(
