@@ -14,7 +14,6 @@ import click
 from cinn_cli import tasks
 from cinn_cli.clikit.errors import user_errors
 from cinn_cli.clikit.options import (
-    batch_size_option,
     device_option,
     json_option,
     shard_option,
@@ -163,7 +162,7 @@ def _echo_tree(key: str, value, depth: int) -> None:
 
 # --------------------------------------------------------------------------- encode
 
-_ENCODE_OPTIONS = [(task, *opt) for task in tasks.names() for opt in tasks.get(task).encode_options()]
+_ENCODE_OPTIONS = [(task, *opt) for task in tasks.names() for opt in tasks.get(task).encode_option_decorators()]
 
 
 def _with_task_options(command):
@@ -191,12 +190,11 @@ def _with_task_options(command):
     "or 1/255 in RGB at the model's colour resolution (colorize).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing latent files (default: skip them).")
-@batch_size_option(256)
 @device_option
 @json_option
 @workers_option
 @shard_option
-def encode(source, out, model, verify, overwrite, batch_size, device, json_lines, workers, shard, **task_options):
+def encode(source, out, model, verify, overwrite, device, json_lines, workers, shard, **task_options):
     from cinn_cli.batch.report import RunReport
     from cinn_cli.files.model_file import read_model_info
 
@@ -209,13 +207,12 @@ def encode(source, out, model, verify, overwrite, batch_size, device, json_lines
             if owner != task.name and task_options[name] is not None:
                 raise click.UsageError(f"{flag} applies to {owner} models only")
         own = {name: task_options[name] for owner, name, _, _ in _ENCODE_OPTIONS if owner == task.name}
-        task.encode(
+        task.run_encode(
             weights=weights,
             source=source,
             out=out,
             verify=verify,
             overwrite=overwrite,
-            batch_size=batch_size,
             device=resolve_device(device),
             report=report,
             workers=workers,
@@ -240,10 +237,10 @@ from the file).
 
 for _name in tasks.names():
     _task = tasks.get(_name)
-    for _command in _task.commands():
+    for _command in _task.top_commands():
         main.add_command(_command)
-    train.add_command(_task.train_command())
-    eval_group.add_command(_task.eval_command())
+    train.add_command(_task.train())
+    eval_group.add_command(_task.eval())
 
 
 if __name__ == "__main__":  # pragma: no cover

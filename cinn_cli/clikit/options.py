@@ -181,3 +181,10 @@ def temperature_option(default: float, help: str | None = None, **kw):
     return click.option(
         "-t", "--temperature", default=default, show_default=True, type=click.FloatRange(0.0, 5.0), help=help, **kw
     )
+
+
+def preset_option(help: str):
+    """``--preset default|paper``: ours, or the reference code's architecture and recipe."""
+    return click.option(
+        "--preset", type=click.Choice(["default", "paper"]), default="default", show_default=True, help=help
+    )

@@ -114,6 +114,12 @@ def save_model(
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
+def record_evaluation(result: dict[str, Any]) -> None:
+    """Store an evaluation ``result`` (``cinn eval ... --record``) in the metadata of the model file
+    it names (``result["weights"]``), without the file's own path and SHA-256."""
+    record_metrics(result["weights"], {k: v for k, v in result.items() if k not in ("weights", "model_sha256")})
+
+
 def record_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
     """Merge ``metrics`` into a model file's metadata (rewritten atomically; tensors unchanged).
 

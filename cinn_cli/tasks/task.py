@@ -6,28 +6,55 @@ Everything here is cheap to import (no torch): ``cinn --help`` reads every task'
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+
+def _named(ref: str):
+    """``"package.module:name"`` -> that object (the module imported now, not before)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class Task:
     """One task: a folder ``cinn_cli/tasks/<name>/`` whose ``__init__`` defines ``TASK``.
 
-    ``build(config) -> model`` rebuilds its ``ConditionalFlow`` from a model file's config.
-    ``commands()`` gives its top-level Click commands (e.g. ``sample``), ``train_command()`` and
-    ``eval_command()`` its ``cinn train <name>`` and ``cinn eval <name>``. ``encode(**options)``
-    is ``cinn encode`` for its models: the generic options plus its own ``encode_options()``,
-    ``(parameter name, flag, Click option decorator)`` triples added to ``cinn encode``;
-    ``encode_help`` is its paragraph in that command's help.
+    Its parts are named ``"module:object"`` and imported only when used, so listing the tasks
+    costs nothing. ``model`` and ``config``: the ``ConditionalFlow`` class and its config class
+    (``build`` rebuilds a model from a model file's config). ``commands``: its top-level Click
+    commands (e.g. ``sample``); ``train_command`` / ``eval_command``: ``cinn train <name>`` and
+    ``cinn eval <name>``. ``encode``: ``cinn encode`` for its models, called with the generic
+    options plus its own ``encode_options`` (``(parameter, flag, "module:option decorator")``
+    triples added to ``cinn encode``); ``encode_help``: its paragraph in that command's help.
     """
 
     name: str
+    model: str
+    config: str
+    commands: tuple[str, ...]
+    train_command: str
+    eval_command: str
+    encode: str
+    encode_options: tuple[tuple[str, str, str], ...]
     encode_help: str
-    build: Callable[[dict[str, Any]], Any]
-    commands: Callable[[], list]
-    train_command: Callable[[], Any]
-    eval_command: Callable[[], Any]
-    encode: Callable[..., None]
-    encode_options: Callable[[], list[tuple[str, str, Callable]]]
+
+    def build(self, config: dict[str, Any]):
+        return _named(self.model)(_named(self.config).from_dict(config))
+
+    def top_commands(self) -> list:
+        return [_named(ref) for ref in self.commands]
+
+    def train(self):
+        return _named(self.train_command)
+
+    def eval(self):
+        return _named(self.eval_command)
+
+    def run_encode(self, **options) -> None:
+        _named(self.encode)(**options)
+
+    def encode_option_decorators(self) -> list[tuple[str, str, Callable]]:
+        return [(name, flag, _named(ref)) for name, flag, ref in self.encode_options]

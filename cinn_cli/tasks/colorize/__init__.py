@@ -10,56 +10,20 @@
 
 from __future__ import annotations
 
-import click
-
 from cinn_cli.tasks.task import Task
 
-
-def _build(config: dict):
-    from cinn_cli.tasks.colorize.model import ColorizeCINN, ColorizeConfig
-
-    return ColorizeCINN(ColorizeConfig.from_dict(config))
-
-
-def _commands() -> list[click.Command]:
-    from cinn_cli.tasks.colorize.commands import colorize
-
-    return [colorize]
-
-
-def _train_command() -> click.Command:
-    from cinn_cli.tasks.colorize.commands import train_colorize_cmd
-
-    return train_colorize_cmd
-
-
-def _eval_command() -> click.Command:
-    from cinn_cli.tasks.colorize.commands import eval_colorize_cmd
-
-    return eval_colorize_cmd
-
-
-def _encode(*, work_size: int | None, batch_size: int, **common) -> None:  # noqa: ARG001 (one photo at a time)
-    from cinn_cli.tasks.colorize.transfer import encode_photos
-
-    encode_photos(work_size=work_size, **common)
-
-
-def _encode_options() -> list:
-    from cinn_cli.clikit.options import work_size_option
-
-    return [("work_size", "--work-size", work_size_option)]
-
+_HERE = "cinn_cli.tasks.colorize"
 
 TASK = Task(
     name="colorize",
+    model=f"{_HERE}.model:ColorizeCINN",
+    config=f"{_HERE}.model:ColorizeConfig",
+    commands=(f"{_HERE}.commands:colorize",),
+    train_command=f"{_HERE}.commands:train_colorize_cmd",
+    eval_command=f"{_HERE}.commands:eval_colorize_cmd",
+    encode=f"{_HERE}.transfer:encode_photos",
+    encode_options=(("work_size", "--work-size", "cinn_cli.clikit.options:work_size_option"),),
     encode_help="""colour photos of any size: the photo's ab under its own lightness, at the
 model's working resolution. Decode with cinn colorize IMG OUT --from-latent
 (the same photo: its colours back; another photo: colour transfer).""",
-    build=_build,
-    commands=_commands,
-    train_command=_train_command,
-    eval_command=_eval_command,
-    encode=_encode,
-    encode_options=_encode_options,
 )

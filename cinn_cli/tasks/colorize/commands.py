@@ -17,6 +17,7 @@ from cinn_cli.clikit.options import (
     json_option,
     level_temperatures_option,
     overwrite_option,
+    preset_option,
     record_option,
     seed_option,
     shard_option,
@@ -186,12 +187,8 @@ def _colorize_from_latents(from_latents, transfer_levels: str, device: str, opti
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of held-out photos for val bits/dim (default: centre crops of the training photos).",
 )
-@click.option(
-    "--preset",
-    type=click.Choice(["default", "paper"]),
-    default="default",
-    show_default=True,
-    help="default: our fully convolutional cINN (ab at half resolution, global context); paper: the "
+@preset_option(
+    "default: our fully convolutional cINN (ab at half resolution, global context); paper: the "
     "reference colorization_minimal_example (64x64, 11.0 M parameters) and recipe.",
 )
 @click.option(
@@ -272,12 +269,17 @@ def eval_colorize_cmd(
             level_temperatures=level_temperatures,
         )
     if record:
-        from cinn_cli.files.model_file import record_metrics
+        from cinn_cli.files.model_file import record_evaluation
 
-        record_metrics(r["weights"], {k: v for k, v in r.items() if k not in ("weights", "model_sha256")})
+        record_evaluation(r)
     if json_lines:
         click.echo(json.dumps(r))
-        return
+    else:
+        _print_evaluation(r, n, temperature)
+
+
+def _print_evaluation(r: dict, n: int, temperature: float) -> None:
+    """The evaluation as aligned lines on stdout."""
     levels = ",".join(f"{t:g}" for t in r["level_temperatures"])
     click.echo(f"model {r['weights']} ({r['images']} photos, n={n}, T={temperature} x levels {levels})")
     w = {k.removeprefix("whole_"): v for k, v in r.items() if k.startswith("whole_")}

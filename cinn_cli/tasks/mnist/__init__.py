@@ -10,55 +10,23 @@ mnist``, ``cinn encode --model mnist``).
 
 from __future__ import annotations
 
-import click
-
 from cinn_cli.tasks.task import Task
 
-
-def _build(config: dict):
-    from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
-
-    return MnistCINN(MnistConfig.from_dict(config))
-
-
-def _commands() -> list[click.Command]:
-    from cinn_cli.tasks.mnist.commands import sample
-
-    return [sample]
-
-
-def _train_command() -> click.Command:
-    from cinn_cli.tasks.mnist.commands import train_mnist_cmd
-
-    return train_mnist_cmd
-
-
-def _eval_command() -> click.Command:
-    from cinn_cli.tasks.mnist.commands import eval_mnist_cmd
-
-    return eval_mnist_cmd
-
-
-def _encode(*, digit: int | None, batch_size: int, **common) -> None:
-    from cinn_cli.tasks.mnist.encode import encode_digits
-
-    encode_digits(digit=digit, batch_size=batch_size, **common)
-
-
-def _encode_options() -> list:
-    option = click.option("--digit", "-d", type=click.IntRange(0, 9), default=None, help="The digit of every input.")
-    return [("digit", "--digit", option)]
-
+_HERE = "cinn_cli.tasks.mnist"
 
 TASK = Task(
     name="mnist",
+    model=f"{_HERE}.model:MnistCINN",
+    config=f"{_HERE}.model:MnistConfig",
+    commands=(f"{_HERE}.commands:sample",),
+    train_command=f"{_HERE}.commands:train_mnist_cmd",
+    eval_command=f"{_HERE}.commands:eval_mnist_cmd",
+    encode=f"{_HERE}.encode:encode_digits",
+    encode_options=(
+        ("digit", "--digit", f"{_HERE}.commands:digit_option"),
+        ("batch_size", "--batch-size", f"{_HERE}.commands:encode_batch_option"),
+    ),
     encode_help="""28x28 grayscale digits, white on black; the digit comes from --digit or from
 the parent folder's name (IN/3/x.png is a 3). Other sizes are refused. Decode
 with cinn sample --from-latent (optionally under other digits).""",
-    build=_build,
-    commands=_commands,
-    train_command=_train_command,
-    eval_command=_eval_command,
-    encode=_encode,
-    encode_options=_encode_options,
 )

@@ -12,9 +12,11 @@ import click
 from cinn_cli.clikit.errors import user_errors
 from cinn_cli.clikit.options import (
     batch_size_option,
+    data_option,
     device_option,
     json_option,
     overwrite_option,
+    preset_option,
     record_option,
     seed_option,
     temperature_option,
@@ -170,6 +172,15 @@ def sample(
     sys.exit(report.finish())
 
 
+mnist_data_option = data_option(
+    "Folder with the MNIST IDX files (gzip or raw). Default: $CINN_MNIST.", required=False, exists=False
+)
+digit_option = click.option("--digit", "-d", type=click.IntRange(0, 9), default=None, help="The digit of every input.")
+encode_batch_option = click.option(
+    "--batch-size", type=click.IntRange(1, 1 << 16), default=None, help="MNIST models: images per batch [default: 256]."
+)
+
+
 def mnist_data(data_dir: Path | None) -> Path:
     """``--data`` or ``$CINN_MNIST``: the folder with the MNIST IDX files."""
     data_dir = data_dir or (Path(os.environ["CINN_MNIST"]) if os.environ.get("CINN_MNIST") else None)
@@ -179,19 +190,9 @@ def mnist_data(data_dir: Path | None) -> Path:
 
 
 @click.command("mnist")
-@click.option(
-    "--data",
-    "data_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder with the MNIST IDX files (gzip or raw). Default: $CINN_MNIST.",
-)
-@click.option(
-    "--preset",
-    type=click.Choice(["default", "paper"]),
-    default="default",
-    show_default=True,
-    help="default: our multi-scale convolutional cINN; paper: the reference code's 20-block fully "
+@mnist_data_option
+@preset_option(
+    "default: our multi-scale convolutional cINN; paper: the reference code's 20-block fully "
     "connected cINN and recipe (for comparison).",
 )
 @training_options
@@ -207,13 +208,7 @@ def train_mnist_cmd(data_dir, **options):
 
 
 @click.command("mnist")
-@click.option(
-    "--data",
-    "data_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder with the MNIST IDX files. Default: $CINN_MNIST.",
-)
+@mnist_data_option
 @weights_option("MNIST")
 @click.option(
     "-t",
@@ -282,12 +277,17 @@ def eval_mnist_cmd(
             transfer_temperatures=tuple(transfer_temperatures),
         )
     if record:
-        from cinn_cli.files.model_file import record_metrics
+        from cinn_cli.files.model_file import record_evaluation
 
-        record_metrics(r["weights"], {k: v for k, v in r.items() if k not in ("weights", "model_sha256")})
+        record_evaluation(r)
     if json_lines:
         click.echo(json.dumps(r))
-        return
+    else:
+        _print_evaluation(r)
+
+
+def _print_evaluation(r: dict) -> None:
+    """The evaluation as aligned lines on stdout."""
     click.echo(f"model            {r['weights']}")
     click.echo(
         f"test bits/dim    {r['test_bits_per_dim']:.4f} (median {r['test_bits_per_dim_median']:.4f}; "

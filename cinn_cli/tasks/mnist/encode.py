@@ -17,6 +17,7 @@ from cinn_cli.flows.base import bits_per_dim
 from cinn_cli.tasks.mnist.sample import load_mnist_model
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
+BATCH_SIZE = 256  # images per model call (the result does not depend on it)
 
 
 class InputError(ValueError):
@@ -56,14 +57,16 @@ def encode_digits(
     verify: bool,
     overwrite: bool,
     device: torch.device,
-    batch_size: int,
+    batch_size: int | None,
     report: RunReport,
     workers: int | None = None,
     shard: tuple[int, int] | None = None,
 ) -> None:
-    """Encode every input of ``source`` into ``out``: images decoded and latents written by
+    """Encode every input of ``source`` into ``out``, ``batch_size`` images at a time (``None``:
+    ``BATCH_SIZE``): images decoded and latents written by
     ``workers`` threads while the model runs here; ``shard`` as in ``colorize_photos``."""
     model, info = load_mnist_model(weights, device, exact=True)
+    batch_size = batch_size or BATCH_SIZE
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 
     def read(item: tuple[Path, Path, Path]) -> tuple[np.ndarray, int]:
