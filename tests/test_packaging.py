@@ -24,6 +24,8 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for name in SHIPPED:
         assert f"cinn_cli/weights/{name}" in names
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "cinn_cli").rglob("*.py"))
+    assert [m for m in modules if m not in names] == []  # every package of the tree is shipped
     pages = sorted(p.name for p in (ROOT / "man").glob("*.1"))
     data = f"cinn-{wheel.name.split('-')[1]}.data/data/share/man/man1"  # installed as <prefix>/share/man/man1
     assert pages and all(f"{data}/{page}" in names for page in pages)

@@ -470,7 +470,14 @@ def _train(
 
     # The clock restarts here so that set-up (data, DDP, checkpoint load) is not counted as training.
     run.t0 = last_ckpt = time.monotonic()
-    bar = tqdm(total=total, initial=run.step, disable=not (progress and main), unit="step", dynamic_ncols=True)
+    # drawn only on a terminal: a log file or cron mail gets the evaluation lines, not bar redraws
+    bar = tqdm(
+        total=total,
+        initial=run.step,
+        disable=not (progress and main and sys.stderr.isatty()),
+        unit="step",
+        dynamic_ncols=True,
+    )
     try:
         with _StopSignals(world) as signals:
             if evaluation_due(run.step) and run.evaluated_step != run.step:

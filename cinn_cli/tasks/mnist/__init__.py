@@ -5,7 +5,8 @@ mnist``, ``cinn encode --model mnist``).
     data.py        reading the IDX files                   train.py       the training task and recipes
     sample.py      drawing, decoding, interpolating        encode.py      images -> latent files
     evaluate.py    bits/dim, accuracy, Fréchet, transfer   metrics.py     the classifier-based metrics
-    classifier.py  the evaluation classifier               commands.py    the commands
+    classifier.py  the evaluation classifier               explore.py     principal axes of the latents
+    commands.py    the commands
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ TASK = Task(
     name="mnist",
     model=f"{_HERE}.model:MnistCINN",
     config=f"{_HERE}.model:MnistConfig",
-    commands=(f"{_HERE}.commands:sample",),
+    commands=(f"{_HERE}.commands:sample", f"{_HERE}.commands:explore"),
     train_command=f"{_HERE}.commands:train_mnist_cmd",
     eval_command=f"{_HERE}.commands:eval_mnist_cmd",
     encode=f"{_HERE}.encode:encode_digits",

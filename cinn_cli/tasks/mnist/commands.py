@@ -311,3 +311,84 @@ def _print_evaluation(r: dict) -> None:
             f"(worst digit {s['worst_digit']}: {s['worst_digit_accuracy']:.4f}), "
             f"Fréchet {s['frechet_distance']:.3f}, diversity {s['diversity']:.3f}"
         )
+
+
+@click.command()
+@mnist_data_option
+@weights_option("MNIST")
+@click.option(
+    "--digit",
+    "-d",
+    "digit_spec",
+    default=None,
+    help="Digits to explore: 7, a list 3,5 or a range 0-9 [default: 0-9].",
+)
+@click.option(
+    "--axes", default=4, show_default=True, type=click.IntRange(1, 32), help="Principal axes per digit (rows)."
+)
+@click.option(
+    "--steps", default=9, show_default=True, type=click.IntRange(3, 41), help="Images per axis, -2 to +2 std."
+)
+@click.option(
+    "--images",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Test images per digit whose latents give the axes.",
+)
+@click.option("-o", "--out", default="explore", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@overwrite_option
+@device_option
+@json_option
+def explore(data_dir, weights, digit_spec, axes, steps, images, out, overwrite, device, json_lines):
+    """Walk the principal axes of each digit's latents (the paper's latent-space figure).
+
+    The test images of each digit are encoded under it and the principal axes of their latents
+    found. DIR/<digit>-axes.png has one row per axis (--axes), walking it from -2 to +2 standard
+    deviations (--steps images; the centre column is the digit's mean latent), each point decoded
+    under the digit. DIR/style-<i>.png walks the i-th style axis: the principal axes of every
+    digit's latents, each centred on its own digit's mean, so one axis means one change of
+    handwriting for all digits (a row per digit). --json prints each axis's share of the variance.
+    """
+    import json
+
+    from cinn_cli.batch.report import RunReport
+    from cinn_cli.tasks import resolve_weights
+    from cinn_cli.tasks.mnist.data import load_mnist
+    from cinn_cli.tasks.mnist.explore import explore as run_explore
+    from cinn_cli.tasks.mnist.sample import load_mnist_model
+
+    digits = parse_digits(digit_spec) if digit_spec is not None else list(range(10))
+    report = RunReport("explore", extra={"out": str(out)})
+    with interruptible(report), user_errors():
+        test_images, labels = load_mnist(mnist_data(data_dir), "test")
+        keep = torch_keep_first(labels, images)
+        model, info = load_mnist_model(resolve_weights(weights, "mnist"), resolve_device(device), exact=True)
+        result = run_explore(
+            model=model,
+            model_sha256=info.sha256,
+            images=test_images[keep],
+            labels=labels[keep],
+            digits=digits,
+            axes=axes,
+            steps=steps,
+            out=out,
+            overwrite=overwrite,
+            report=report,
+        )
+    if json_lines:
+        click.echo(json.dumps(result))
+    sys.exit(report.finish())
+
+
+def torch_keep_first(labels, per_class: int):
+    """The indices of the first ``per_class`` images of each label, in test-set order."""
+    import torch
+
+    seen: dict[int, int] = {}
+    keep = []
+    for i, label in enumerate(labels.tolist()):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(i)
+    return torch.tensor(keep, dtype=torch.long)
