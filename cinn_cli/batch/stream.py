@@ -314,8 +314,10 @@ class Pool:
 
     def _drain(self, block_above: int) -> None:
         while self._writes and (self._writes[0][0].done() or len(self._writes) > block_above):
-            future, on_done = self._writes.popleft()
-            on_done(future.exception())
+            future, on_done = self._writes[0]
+            error = future.exception()  # waits; an interrupt here leaves the write pending (and reported)
+            self._writes.popleft()
+            on_done(error)
 
 
 """TODO"""

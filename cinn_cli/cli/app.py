@@ -196,6 +196,7 @@ def _with_task_options(command):
 @shard_option
 def encode(source, out, model, verify, overwrite, device, json_lines, workers, shard, **task_options):
     from cinn_cli.batch.report import RunReport
+    from cinn_cli.batch.run import BatchRun
     from cinn_cli.files.model_file import read_model_info
 
     require_input(source)
@@ -207,18 +208,8 @@ def encode(source, out, model, verify, overwrite, device, json_lines, workers, s
             if owner != task.name and task_options[name] is not None:
                 raise click.UsageError(f"{flag} applies to {owner} models only")
         own = {name: task_options[name] for owner, name, _, _ in _ENCODE_OPTIONS if owner == task.name}
-        task.run_encode(
-            weights=weights,
-            source=source,
-            out=out,
-            verify=verify,
-            overwrite=overwrite,
-            device=resolve_device(device),
-            report=report,
-            workers=workers,
-            shard=shard,
-            **own,
-        )
+        run = BatchRun(source, out, report, resolve_device(device), overwrite=overwrite, workers=workers, shard=shard)
+        task.run_encode(run, weights=weights, verify=verify, **own)
     sys.exit(report.finish())
 
 

@@ -53,8 +53,9 @@ class Task:
     def eval(self):
         return _named(self.eval_command)
 
-    def run_encode(self, **options) -> None:
-        _named(self.encode)(**options)
+    def run_encode(self, run, **options) -> None:
+        """``cinn encode`` of a model of this task: ``run`` (a ``BatchRun``) and the options."""
+        _named(self.encode)(run, **options)
 
     def encode_option_decorators(self) -> list[tuple[str, str, Callable]]:
         return [(name, flag, _named(ref)) for name, flag, ref in self.encode_options]

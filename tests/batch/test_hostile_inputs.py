@@ -257,12 +257,15 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
     first = proc.stdout.readline()  # the first written output: the run is under way
     assert json.loads(first)["event"] == "written"
     proc.send_signal(signal.SIGTERM)
-    rest, err = proc.communicate(timeout=60)
+    # stdout's own buffer may hold more lines already: communicate() would read past them
+    rest, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=60)
     lines = [json.loads(line) for line in (first + rest).decode().splitlines()]
     assert proc.returncode == 143 and b"Traceback" not in err, err
     assert lines[-1]["event"] == "summary" and lines[-1]["aborted"] is True
     listed = sum(line["event"] == "written" for line in lines)
     assert listed <= lines[-1]["written"] <= listed + 1 < 160  # the signal may fall inside one line's print
+    assert lines[-1]["written"] == len(list((tmp_path / "o").glob("*.png")))  # every file there is counted
     assert b"aborted by SIGTERM" in err
     not_started = lines[-1]["not_started"]  # 80 inputs, counted in the background
     assert 0 < not_started < 80 and f"inputs not started: {not_started}".encode() in err

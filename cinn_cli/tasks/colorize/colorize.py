@@ -20,6 +20,7 @@ from torch import Tensor
 from cinn_cli.batch.images import discover, grid, provenance_text
 from cinn_cli.batch.photos import PhotoError, encode_image, read_gray
 from cinn_cli.batch.report import RunReport, display_name
+from cinn_cli.batch.run import BatchRun
 from cinn_cli.batch.stream import (
     NameTooLong,
     OutputError,
@@ -135,22 +136,16 @@ class _Plan:
 
 
 def colorize_photos(
+    run: BatchRun,
     *,
     weights: str | None,
-    source: str,
-    out: Path,
     n: int,
     temperature: float,
     seed: int,
     fmt: str,
     make_grid: bool,
     latents: bool,
-    overwrite: bool,
-    device: torch.device,
     batch_size: int,
-    report: RunReport,
-    workers: int | None = None,
-    shard: tuple[int, int] | None = None,
     work_size: int | None = None,
     level_temperatures: tuple[float, ...] | None = None,
 ) -> None:
@@ -160,6 +155,8 @@ def colorize_photos(
     threads behind, while the model runs here; ``shard`` ``(i, N)`` keeps the inputs whose
     relative path hashes to ``i`` (see ``in_shard``). One bad input never stops the run.
     """
+    source, out, overwrite, device = run.source, run.out, run.overwrite, run.device
+    report, workers, shard = run.report, run.workers, run.shard
     plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report, seed, temperature)
     workers = workers or default_workers()
     with shared_cores(device, workers), Pool(workers) as pool, progress_bar(source, out, shard, report) as bar:

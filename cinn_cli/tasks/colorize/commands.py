@@ -115,7 +115,10 @@ def colorize(
     another size is resized by nearest neighbour). --transfer-levels 0,0.3,1 keeps the coarse
     level from the file and draws the fine ones anew, as the reference code's colour transfer.
     """
+    from functools import partial
+
     from cinn_cli.batch.report import RunReport
+    from cinn_cli.batch.run import BatchRun
     from cinn_cli.files.latents import new_seed
     from cinn_cli.tasks.colorize.colorize import colorize_photos
 
@@ -124,31 +127,24 @@ def colorize(
     report = RunReport("colorize", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
     options = dict(
         weights=weights,
-        source=source,
-        out=out,
         temperature=temperature,
         seed=seed,
         fmt=fmt,
         latents=latents,
-        overwrite=overwrite,
-        report=report,
-        workers=workers,
-        shard=shard,
         work_size=work_size,
         level_temperatures=level_temperatures,
     )
     with output_folder(source, out), interruptible(report):
+        run = partial(BatchRun, source, out, report, overwrite=overwrite, workers=workers, shard=shard)
         if from_latents:
-            _colorize_from_latents(from_latents, transfer_levels, device, options)
+            _colorize_from_latents(run, from_latents, transfer_levels, device, options)
         else:
             with user_errors():
-                colorize_photos(
-                    n=n, make_grid=make_grid, device=resolve_device(device), batch_size=batch_size, **options
-                )
+                colorize_photos(run(resolve_device(device)), n=n, make_grid=make_grid, batch_size=batch_size, **options)
     sys.exit(report.finish())
 
 
-def _colorize_from_latents(from_latents, transfer_levels: str, device: str, options: dict) -> None:
+def _colorize_from_latents(run, from_latents, transfer_levels: str, device: str, options: dict) -> None:
     """``cinn colorize --from-latent``: refuse the options that do not apply, then decode."""
     from click.core import ParameterSource
 
@@ -171,9 +167,9 @@ def _colorize_from_latents(from_latents, transfer_levels: str, device: str, opti
         )
     with user_errors():
         colorize_from_latents(
+            run(resolve_device(device)),
             latent_sources=[str(p) for p in from_latents],
             levels=transfer_levels,
-            device=resolve_device(device),
             **options,
         )
 

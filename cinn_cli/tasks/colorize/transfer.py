@@ -24,6 +24,7 @@ from torch import Tensor
 from cinn_cli.batch.images import discover, provenance_text
 from cinn_cli.batch.photos import PhotoError, encode_image, read_gray, read_rgb
 from cinn_cli.batch.report import RunReport
+from cinn_cli.batch.run import BatchRun
 from cinn_cli.batch.stream import (
     OutputError,
     Pool,
@@ -90,20 +91,16 @@ def rgb_at_colour_grid(L_work: Tensor, ab: Tensor) -> Tensor:
 
 
 def encode_photos(
+    run: BatchRun,
     *,
     weights: Path,
-    source: str,
-    out: Path,
     verify: bool,
-    overwrite: bool,
-    device: torch.device,
-    report: RunReport,
-    workers: int | None = None,
-    shard: tuple[int, int] | None = None,
     work_size: int | None = None,
 ) -> None:
     """Every colour photo under ``source`` -> ``OUT/<rel dir>/<stem>.safetensors`` (photos decoded
     ahead by ``workers`` threads; ``shard`` as in ``colorize_photos``)."""
+    source, out, overwrite, device = run.source, run.out, run.overwrite, run.device
+    report, workers, shard = run.report, run.workers, run.shard
     model, info = load_colorize_model(str(weights), device, work_size)
 
     def read(item) -> tuple[np.ndarray, np.ndarray]:
@@ -201,26 +198,22 @@ def mix_levels(file_zs: list[Tensor], fresh_zs: list[Tensor], weights: list[floa
 
 
 def colorize_from_latents(
+    run: BatchRun,
     *,
     weights: str | None,
-    source: str,
     latent_sources: list[str],
-    out: Path,
     levels: str,
     temperature: float,
     seed: int,
     fmt: str,
     latents: bool,
-    overwrite: bool,
-    device: torch.device,
-    report: RunReport,
-    workers: int | None = None,
-    shard: tuple[int, int] | None = None,
     work_size: int | None = None,
     level_temperatures: tuple[float, ...] | None = None,
 ) -> None:
     """Decode every stored latent under every photo's lightness:
     ``OUT/<rel dir>/<stem>-from-<latent stem>.<fmt>``, at the photo's full size."""
+    source, out, overwrite, device = run.source, run.out, run.overwrite, run.device
+    report, workers, shard = run.report, run.workers, run.shard
     model, info = load_colorize_model(weights, device, work_size, level_temperatures)
     mix = parse_levels(levels, model.n_latent_levels)
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]

@@ -22,7 +22,7 @@ TASK = Task(
     commands=(f"{_HERE}.commands:sample", f"{_HERE}.commands:explore"),
     train_command=f"{_HERE}.commands:train_mnist_cmd",
     eval_command=f"{_HERE}.commands:eval_mnist_cmd",
-    encode=f"{_HERE}.encode:encode_digits",
+    encode=f"{_HERE}.encode:encode_images",
     encode_options=(
         ("digit", "--digit", f"{_HERE}.commands:digit_option"),
         ("batch_size", "--batch-size", f"{_HERE}.commands:encode_batch_option"),

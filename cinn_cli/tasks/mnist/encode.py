@@ -11,6 +11,7 @@ import torch
 
 from cinn_cli.batch.photos import PhotoError, open_image
 from cinn_cli.batch.report import RunReport, display_name
+from cinn_cli.batch.run import BatchRun
 from cinn_cli.batch.stream import Pool, default_workers, latent_targets, progress_bar, readable
 from cinn_cli.files.latents import Latent, save_latent, text_name
 from cinn_cli.flows.base import bits_per_dim
@@ -48,23 +49,19 @@ def label_for(path: Path, digit: int | None) -> int:
     raise InputError("has no label: give --digit D or put it in a folder named after its digit (3/x.png)")
 
 
-def encode_digits(
+def encode_images(
+    run: BatchRun,
     *,
     weights: Path,
-    source: str,
-    out: Path,
     digit: int | None,
     verify: bool,
-    overwrite: bool,
-    device: torch.device,
     batch_size: int | None,
-    report: RunReport,
-    workers: int | None = None,
-    shard: tuple[int, int] | None = None,
 ) -> None:
     """Encode every input of ``source`` into ``out``, ``batch_size`` images at a time (``None``:
     ``BATCH_SIZE``): images decoded and latents written by
     ``workers`` threads while the model runs here; ``shard`` as in ``colorize_photos``."""
+    source, out, overwrite, device = run.source, run.out, run.overwrite, run.device
+    report, workers, shard = run.report, run.workers, run.shard
     model, info = load_mnist_model(weights, device, exact=True)
     batch_size = batch_size or BATCH_SIZE
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
