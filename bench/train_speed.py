@@ -1,6 +1,6 @@
 """Training speed (images/s) of the MNIST presets in fp32 and bf16, against FrEIA's paper preset.
 
-Times full training steps as ``cinn train mnist`` runs them (``training.py``): forward under
+Times full training steps as ``cinn train mnist`` runs them (``cinn_cli/training/loop.py``): forward under
 ``torch.autocast(dtype=bfloat16)`` for bf16 (``--precision bf16``), loss = mean NLL per
 dimension, backward, gradient clipping at 10, fused Adam step. Eight configurations, in the same
 run and interleaved round by round (so load drift hits all of them alike):
@@ -44,7 +44,7 @@ from core_speed import build_mnist, cpu_name, nll_loss  # noqa: E402  (FrEIA che
 
 from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN
 
-BATCH = {"paper": 256, "default": 64, "default3x3": 64}  # the presets' recipe batch sizes (pipelines/train.py)
+BATCH = {"paper": 256, "default": 64, "default3x3": 64}  # the presets' recipe batch sizes (cinn_cli/tasks/mnist/train.py)
 CLIP = 10.0
 
 
