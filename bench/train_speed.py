@@ -44,7 +44,11 @@ from core_speed import build_mnist, cpu_name, nll_loss  # noqa: E402  (FrEIA che
 
 from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN
 
-BATCH = {"paper": 256, "default": 64, "default3x3": 64}  # the presets' recipe batch sizes (cinn_cli/tasks/mnist/train.py)
+BATCH = {
+    "paper": 256,
+    "default": 64,
+    "default3x3": 64,
+}  # the presets' recipe batch sizes (cinn_cli/tasks/mnist/train.py)
 CLIP = 10.0
 
 

@@ -63,6 +63,8 @@ class MnistConfig(ConfigDict):
     logit_alpha: float = 0.05  # >0: v = logit(alpha + (1 - 2 alpha) x) instead (RealNVP)
     mixing_seed: int = 0
     n_classes: int = 10
+    # The classes' names, label order (empty: the digits "0"-"9"); `cinn sample --class NAME`.
+    class_names: tuple[str, ...] = ()
 
     task = "mnist"
     image_shape = (1, 28, 28)
@@ -139,6 +141,13 @@ class MnistCINN(ConditionalFlow):
         build = {"fc": _build_fc, "multiscale": _build_multiscale}.get(config.arch)
         if build is None:
             raise ValueError(f"unknown MNIST architecture {config.arch!r} (expected 'fc' or 'multiscale')")
+        names = config.class_names
+        if names and (
+            len(names) != config.n_classes
+            or len(set(names)) != len(names)
+            or not all(isinstance(n, str) and 0 < len(n) <= 100 for n in names)
+        ):
+            raise ValueError(f"class_names must be {config.n_classes} different names of 1-100 characters")
         self.flow, self.cond_net = build(config)
         _init_subnets(self.flow, config.init_std)
         self.dims = math.prod(config.image_shape)
@@ -148,6 +157,11 @@ class MnistCINN(ConditionalFlow):
 
     def cond_feats(self, labels: Tensor, dtype: torch.dtype) -> list[Tensor]:
         return self.cond_net(labels, dtype)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Label ``i``'s name, for every label (the digits themselves when the file names none)."""
+        return self.config.class_names or tuple(str(i) for i in range(self.config.n_classes))
 
     def preprocess(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Fixed map from data units to the flow's input, with its ``(B,)`` log-det."""

@@ -1,0 +1,42 @@
+"""Class names stored in an MNIST-task model file, and drawing by name (issue 23, first slice)."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import invoke
+
+from cinn_cli.files.model_file import read_model_info
+
+NAMES = "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
+TINY = ["--config", "blocks=[1,1,1]", "--config", "hidden=[4,4,8]", "--config", "cond_channels=[2,2,3]"]
+
+
+def test_train_stores_the_names_and_sample_draws_by_name(mnist_dir, tmp_path):
+    model = tmp_path / "fashion.safetensors"
+    args = ["train", "mnist", "--data", mnist_dir, "--out", model, "--steps", 2, "--batch-size", 16, *TINY]
+    result = invoke(*args, "--class-names", NAMES, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert read_model_info(model).config["class_names"] == NAMES.split(",")
+    drawn = invoke(
+        "sample", "--weights", model, "--class", "Ankle boot", "--class", "Bag", "-n", 2, "-o", tmp_path / "s"
+    )
+    assert drawn.exit_code == 0, drawn.output
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.png")) == [
+        "8-0001.png", "8-0002.png", "8-grid.png", "9-0001.png", "9-0002.png", "9-grid.png"
+    ]  # fmt: skip
+    every = invoke("sample", "--weights", model, "--class", "all", "-n", 1, "-o", tmp_path / "a", "--json")
+    summary = [json.loads(line) for line in every.output.splitlines() if line.startswith("{")][-1]
+    assert every.exit_code == 0 and summary["written"] == 10
+
+
+def test_wrong_class_names_and_classes_are_usage_errors(mnist_dir, tmp_path):
+    args = ["train", "mnist", "--data", mnist_dir, "--out", tmp_path / "m.safetensors", "--steps", 1, *TINY]
+    for bad in ("a,b,c", "a,a,b,c,d,e,f,g,h,i"):
+        result = invoke(*args, "--class-names", bad)
+        assert result.exit_code == 2 and "ten different names" in result.output
+    unknown = invoke("sample", "--class", "Sock", "-n", 1, "-o", tmp_path / "s")
+    assert unknown.exit_code == 2 and "'Sock': not a class of this model (0, 1, 2" in unknown.output
+    both = invoke("sample", "--class", "3", "--digit", "3", "-n", 1, "-o", tmp_path / "s")
+    assert both.exit_code == 2 and "not both" in both.output
+    assert not (tmp_path / "s").exists()
