@@ -114,9 +114,18 @@ class DigitModel:
         self.device = next(model.parameters()).device
         self._exact = None  # a float64 copy for the exact round trip, made when first needed
 
-    def sample(self, digit: int, n: int = 16, seed: int = 0, temperature: float = 0.65) -> list[Image.Image]:
-        """``n`` 28x28 grayscale images of ``digit`` (white on black), the same pixels as
-        ``cinn sample --digit D -n N --seed S -t T``."""
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes' names, label order (the digits "0"-"9" unless the model file names them)."""
+        return self.model.class_names
+
+    def sample(self, digit: int | str, n: int = 16, seed: int = 0, temperature: float = 0.65) -> list[Image.Image]:
+        """``n`` 28x28 grayscale images of ``digit`` -- a label, or a class's name (``class_names``) --
+        white on black, the same pixels as ``cinn sample --digit D -n N --seed S -t T``."""
+        if isinstance(digit, str):
+            if digit not in self.class_names:
+                raise ValueError(f"{digit!r} is not a class of this model ({', '.join(self.class_names)})")
+            digit = self.class_names.index(digit)
         shapes = self.model.latent_shapes()
         zs_each = [draw_latent(shapes, derive_seed(seed, f"{digit}-{k:04d}", 0), temperature) for k in range(1, n + 1)]
         zs = [torch.stack([z[i] for z in zs_each]).to(self.device) for i in range(len(shapes))]

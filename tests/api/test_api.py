@@ -41,6 +41,15 @@ def test_sample_is_what_the_command_writes(tmp_path):
         assert np.array_equal(np.asarray(im), np.asarray(Image.open(tmp_path / f"7-{k:04d}.png")))
 
 
+def test_sample_by_class_name():
+    model = load("mnist", device="cpu")
+    assert model.class_names == tuple("0123456789")
+    by_name = model.sample(digit="7", n=2, seed=5)
+    assert [np.asarray(a).tolist() for a in by_name] == [np.asarray(b).tolist() for b in model.sample(7, n=2, seed=5)]
+    with pytest.raises(ValueError, match="'Sock' is not a class of this model"):
+        model.sample(digit="Sock")
+
+
 def test_mnist_encode_then_decode_is_exact_and_transfers_style():
     model = load("mnist", device="cpu")
     seven = model.sample(digit=7, n=1, seed=0)[0]
