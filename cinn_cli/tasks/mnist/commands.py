@@ -308,8 +308,6 @@ def eval_mnist_cmd(
                     the decodes under other digits keep: correlation of slant (ink's
                     cov(x, y) / var(y)) and of ink (summed intensity) with their source's
     """
-    import json
-
     from cinn_cli.tasks import resolve_weights
     from cinn_cli.tasks.mnist.evaluate import evaluate_mnist
 
@@ -398,19 +396,18 @@ def explore(data_dir, weights, digit_spec, axes, steps, images, out, overwrite, 
     digit's latents, each centred on its own digit's mean, so one axis means one change of
     handwriting for all digits (a row per digit). --json prints each axis's share of the variance.
     """
-    import json
-
     from cinn_cli.batch.report import RunReport
     from cinn_cli.tasks import resolve_weights
     from cinn_cli.tasks.mnist.data import load_mnist
     from cinn_cli.tasks.mnist.explore import explore as run_explore
+    from cinn_cli.tasks.mnist.explore import first_per_class
     from cinn_cli.tasks.mnist.sample import load_mnist_model
 
     digits = parse_digits(digit_spec) if digit_spec is not None else list(range(10))
     report = RunReport("explore", extra={"out": str(out)})
     with interruptible(report), user_errors():
         test_images, labels = load_mnist(mnist_data(data_dir), "test")
-        keep = torch_keep_first(labels, images)
+        keep = first_per_class(labels, images)
         model, info = load_mnist_model(resolve_weights(weights, "mnist"), resolve_device(device), exact=True)
         result = run_explore(
             model=model,
@@ -427,16 +424,3 @@ def explore(data_dir, weights, digit_spec, axes, steps, images, out, overwrite, 
     if json_lines:
         click.echo(json.dumps(result))
     sys.exit(report.finish())
-
-
-def torch_keep_first(labels, per_class: int):
-    """The indices of the first ``per_class`` images of each label, in test-set order."""
-    import torch
-
-    seen: dict[int, int] = {}
-    keep = []
-    for i, label in enumerate(labels.tolist()):
-        if seen.get(label, 0) < per_class:
-            seen[label] = seen.get(label, 0) + 1
-            keep.append(i)
-    return torch.tensor(keep, dtype=torch.long)

@@ -116,3 +116,14 @@ def _write(path: Path, tiles: list[np.ndarray], steps: int, text: dict, overwrit
         return
     write_png(path, sheet(tiles, columns=steps), text)
     report.wrote(str(path))
+
+
+def first_per_class(labels: Tensor, per_class: int) -> Tensor:
+    """The indices of the first ``per_class`` images of each label, in data order."""
+    seen: dict[int, int] = {}
+    keep = []
+    for i, label in enumerate(labels.tolist()):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(i)
+    return torch.tensor(keep, dtype=torch.long)
