@@ -285,18 +285,35 @@ def train_mnist_cmd(data_dir, class_names, **options):
     show_default=True,
     help="Scale of the stored latents in the style transfer (as sample --transfer-temperature); repeat for a sweep.",
 )
+@click.option(
+    "--classifier",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Classifier file that judges the samples (bench/train_classifier.py makes one; default: the "
+    "shipped MNIST classifier). For models trained on other data.",
+)
 @seed_option(0)
 @record_option()
 @device_option
 @json_option
 def eval_mnist_cmd(
-    data_dir, weights, temperatures, per_digit, transfer_images, transfer_temperatures, seed, record, device, json_lines
+    data_dir,
+    weights,
+    temperatures,
+    per_digit,
+    transfer_images,
+    transfer_temperatures,
+    classifier,
+    seed,
+    record,
+    device,
+    json_lines,
 ):
     """Test bits/dim and sample quality of an MNIST model.
 
     \b
     test bits/dim   on the 10,000 test images, one dequantization draw per image (seed 0)
-    sample accuracy fraction of samples the shipped MNIST classifier labels as the requested
+    sample accuracy fraction of samples the classifier (--classifier) labels as the requested
                     digit (overall and the worst digit)
     Fréchet dist.   between classifier features of samples and of the test images; the
                     train-vs-test value is the floor
@@ -321,6 +338,7 @@ def eval_mnist_cmd(
             seed=seed,
             transfer_images=transfer_images,
             transfer_temperatures=tuple(transfer_temperatures),
+            classifier=classifier,
         )
     if record:
         from cinn_cli.files.model_file import record_evaluation

@@ -149,8 +149,10 @@ def evaluate_mnist(
     seed: int = 0,
     transfer_images: int = 1000,
     transfer_temperatures: tuple[float, ...] = (1.0,),
+    classifier: Path | None = None,
 ) -> dict:
-    """All MNIST numbers for one model file; see EVALUATION.md for the definitions."""
+    """All MNIST numbers for one model file; see EVALUATION.md for the definitions. ``classifier``
+    judges the samples (default: the shipped MNIST classifier; another for models of other data)."""
     model, info = load_model(weights, device=str(device), task="mnist")
     test_x, test_y = load_mnist(data_dir, "test")
     train_x, _ = load_mnist(data_dir, "train")
@@ -170,7 +172,9 @@ def evaluate_mnist(
     result["round_trip_images"] = len(errors)
     result["round_trip_exact"] = int((errors <= 0.5).sum())
     result["round_trip_failed_indices"] = torch.nonzero(errors > 0.5).flatten().tolist()[:20]
-    clf = load_classifier(device=device)
+    clf = load_classifier(classifier, device=device)
+    if classifier is not None:
+        result["classifier"] = str(classifier)
     test_feats = classifier_features(clf, test_x)
     floor_feats = classifier_features(clf, train_x[:10000])
     result["frechet_floor_train_vs_test"] = frechet_distance(floor_feats, test_feats)

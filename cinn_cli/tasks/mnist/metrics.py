@@ -45,8 +45,6 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
     package. The file's metadata must say ``format='cinn-classifier'``; its ``config`` rebuilds the
     architecture. The metadata is kept on the returned module as ``.metadata``.
     """
-    from safetensors import safe_open
-
     if path is None:
         resource = importlib.resources.files("cinn_cli.weights") / CLASSIFIER_FILE
         with importlib.resources.as_file(resource) as p:
@@ -56,18 +54,19 @@ def load_classifier(path: str | os.PathLike | None = None, device: str | torch.d
                     "train it with bench/train_classifier.py"
                 )
             return load_classifier(p, device)
-    state: dict[str, Tensor] = {}
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        for k in f.keys():
-            state[k] = f.get_tensor(k)
+    from cinn_cli.files.model_file import ModelFileError, read_header, read_tensors
+
+    metadata, _ = read_header(path)  # the strict reader: a hostile --classifier fails in one sentence
     if metadata.get("format") != _FORMAT:
-        raise ValueError(
-            f"{path} is not a cinn classifier file (format {metadata.get('format')!r}, expected {_FORMAT!r})"
+        raise ModelFileError(
+            f"{path}: not a cinn classifier file (format {metadata.get('format')!r}, expected {_FORMAT!r})"
         )
-    config = json.loads(metadata.get("config", "{}"))
-    model = MnistClassifier(**config)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    try:
+        model = MnistClassifier(**json.loads(metadata.get("config", "{}")))
+        state = read_tensors(path)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (TypeError, RuntimeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{path}: the classifier's config does not fit its tensors ({e})") from None
     model.metadata = metadata
     return model.to(device).eval()
 

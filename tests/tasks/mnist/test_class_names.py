@@ -40,3 +40,17 @@ def test_wrong_class_names_and_classes_are_usage_errors(mnist_dir, tmp_path):
     both = invoke("sample", "--class", "3", "--digit", "3", "-n", 1, "-o", tmp_path / "s")
     assert both.exit_code == 2 and "not both" in both.output
     assert not (tmp_path / "s").exists()
+
+
+def test_eval_judges_with_another_classifier_or_refuses_a_bad_one(mnist_dir, mnist_weights, tmp_path):
+    from helpers import ROOT
+
+    args = ["eval", "mnist", "--data", mnist_dir, "--weights", mnist_weights, "--per-digit", 2]
+    args += ["--transfer-images", 0, "--device", "cpu", "--json"]
+    shipped = ROOT / "weights" / "mnist-classifier.safetensors"
+    judged = invoke(*args, "--classifier", shipped)
+    assert judged.exit_code == 0, judged.output
+    assert json.loads(judged.stdout)["classifier"] == str(shipped)
+    refused = invoke(*args, "--classifier", mnist_weights)  # a cINN model file, not a classifier
+    assert refused.exit_code == 1 and "not a cinn classifier file" in refused.output
+    assert "Traceback" not in refused.output
