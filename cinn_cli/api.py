@@ -119,9 +119,13 @@ class DigitModel:
         """The classes' names, label order (the digits "0"-"9" unless the model file names them)."""
         return self.model.class_names
 
-    def sample(self, digit: int | str, n: int = 16, seed: int = 0, temperature: float = 0.65) -> list[Image.Image]:
+    def sample(
+        self, digit: int | str, n: int = 16, seed: int = 0, temperature: float | None = None
+    ) -> list[Image.Image]:
         """``n`` 28x28 grayscale images of ``digit`` -- a label, or a class's name (``class_names``) --
-        white on black, the same pixels as ``cinn sample --digit D -n N --seed S -t T``."""
+        white on black, the same pixels as ``cinn sample --digit D -n N --seed S -t T``
+        (``temperature``: default the model file's ``sample_temperature``, as the command's)."""
+        temperature = self.model.config.sample_temperature if temperature is None else temperature
         if isinstance(digit, str):
             if digit not in self.class_names:
                 raise ValueError(f"{digit!r} is not a class of this model ({', '.join(self.class_names)})")

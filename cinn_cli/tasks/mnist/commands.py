@@ -20,15 +20,14 @@ from cinn_cli.clikit.options import (
     preset_option,
     record_option,
     seed_option,
-    temperature_option,
     weights_option,
 )
 from cinn_cli.clikit.runs import interruptible, resolve_device
 from cinn_cli.clikit.training import run_training, training_options
+from cinn_cli.tasks.mnist import SAMPLE_TEMPERATURE
 
-# The default sampling temperatures, shared by the commands that make images and the ``eval``
-# commands that score what they make by default (README: how each was chosen).
-MNIST_TEMPERATURE = 0.65
+# The sampling temperature of a model file that names none (its config's sample_temperature).
+MNIST_TEMPERATURE = SAMPLE_TEMPERATURE
 
 
 # Style transfer (sample --from-latent -d) scales the stored latent by this: the highest
@@ -74,11 +73,14 @@ def parse_digits(spec: str) -> list[int]:
     "trained with --class-names; instead of --digit.",
 )
 @click.option("-n", "n", default=16, show_default=True, type=click.IntRange(1, 100_000), help="Samples per digit.")
-@temperature_option(
-    MNIST_TEMPERATURE,
+@click.option(
+    "-t",
+    "--temperature",
+    default=None,
+    type=click.FloatRange(0.0, 5.0),
     help="Scale of the latent noise z ~ N(0, T^2). Below 1 trades variety for cleaner, more "
-    "legible digits; 1 draws from the model's own distribution. The model file's measured legibility "
-    "and variety at each temperature: cinn info.",
+    "legible digits; 1 draws from the model's own distribution. [default: the model file's "
+    "sample_temperature, 0.65 unless it says otherwise; its measured legibility and variety: cinn info]",
 )
 @seed_option(None)
 @click.option("-o", "--out", default="samples", show_default=True, type=click.Path(file_okay=False, path_type=Path))
@@ -157,8 +159,7 @@ def sample(
         transfer_temperature = MNIST_TRANSFER_TEMPERATURE
     elif not (from_latent and digits is not None):
         raise click.UsageError("--transfer-temperature applies to --from-latent with --digit (style transfer) only")
-    temperature_given = click.get_current_context().get_parameter_source("temperature").name != "DEFAULT"
-    if (from_latent or interpolate) and temperature_given:
+    if (from_latent or interpolate) and temperature is not None:
         raise click.UsageError(
             "-t/--temperature draws new latents; stored ones are decoded as they are "
             "(with --from-latent and --digit, --transfer-temperature scales them)"
@@ -179,6 +180,7 @@ def sample(
         seed = new_seed() if seed is None else seed
         report = RunReport("sample", json_lines=json_lines, extra={"seed": seed, "out": str(out)})
         run = sample_digits
+        temperature = model_temperature(weights) if temperature is None else temperature
         kw = dict(n=n, temperature=temperature, seed=seed, make_grid=grid, latents=latents, batch_size=batch_size)
         common["digits"] = digits if digits is not None else list(range(10))
     with interruptible(report), user_errors():
@@ -193,6 +195,19 @@ digit_option = click.option("--digit", "-d", type=click.IntRange(0, 9), default=
 encode_batch_option = click.option(
     "--batch-size", type=click.IntRange(1, 1 << 16), default=None, help="MNIST models: images per batch [default: 256]."
 )
+
+
+def model_temperature(weights: str | None) -> float:
+    """The model file's own sampling temperature (its config's ``sample_temperature``)."""
+    from cinn_cli.files.model_file import read_model_info
+    from cinn_cli.tasks import resolve_weights
+
+    with user_errors():
+        config = read_model_info(resolve_weights(weights, "mnist")).config
+    value = config.get("sample_temperature", SAMPLE_TEMPERATURE)
+    if not isinstance(value, (int, float)) or not 0 <= value <= 5:
+        raise click.ClickException(f"the model file's sample_temperature {value!r} is not a number in [0, 5]")
+    return float(value)
 
 
 def class_labels(classes: tuple[str, ...], weights: str | None) -> list[int]:
@@ -264,9 +279,7 @@ def train_mnist_cmd(data_dir, class_names, **options):
     "temperatures",
     multiple=True,
     type=float,
-    default=(MNIST_TEMPERATURE,),
-    show_default=True,
-    help="Sampling temperature; repeat for a sweep.",
+    help="Sampling temperature; repeat for a sweep [default: the model file's sample_temperature].",
 )
 @click.option("--per-digit", default=1000, show_default=True, type=click.IntRange(2), help="Samples per digit.")
 @click.option(
@@ -332,7 +345,7 @@ def eval_mnist_cmd(
         r = evaluate_mnist(
             weights=resolve_weights(weights, "mnist"),
             data_dir=mnist_data(data_dir),
-            temperatures=list(temperatures),
+            temperatures=list(temperatures) or [model_temperature(weights)],
             per_digit=per_digit,
             device=resolve_device(device),
             seed=seed,

@@ -31,6 +31,7 @@ from cinn_cli.flows.blocks import (
     Flow,
     HaarDownsample,
 )
+from cinn_cli.tasks.mnist import SAMPLE_TEMPERATURE
 from cinn_cli.tasks.mnist.condnet import LabelFeatures, OneHot
 
 
@@ -65,6 +66,8 @@ class MnistConfig(ConfigDict):
     n_classes: int = 10
     # The classes' names, label order (empty: the digits "0"-"9"); `cinn sample --class NAME`.
     class_names: tuple[str, ...] = ()
+    # `cinn sample`'s and `cinn eval`'s default -t for this model: data other than MNIST may want another.
+    sample_temperature: float = SAMPLE_TEMPERATURE
 
     task = "mnist"
     image_shape = (1, 28, 28)

@@ -54,3 +54,19 @@ def test_eval_judges_with_another_classifier_or_refuses_a_bad_one(mnist_dir, mni
     refused = invoke(*args, "--classifier", mnist_weights)  # a cINN model file, not a classifier
     assert refused.exit_code == 1 and "not a cinn classifier file" in refused.output
     assert "Traceback" not in refused.output
+
+
+def test_a_model_file_sets_its_own_sampling_temperature(mnist_dir, tmp_path):
+    from PIL import Image
+
+    model = tmp_path / "warm.safetensors"
+    args = ["train", "mnist", "--data", mnist_dir, "--out", model, "--steps", 1, "--batch-size", 16, *TINY]
+    assert invoke(*args, "--config", "sample_temperature=0.8", "--device", "cpu").exit_code == 0
+    assert invoke("sample", "--weights", model, "-d", 1, "-n", 1, "-o", tmp_path / "s").exit_code == 0
+    with Image.open(tmp_path / "s" / "1-0001.png") as im:
+        assert im.text["cinn:temperature"] == "0.8"
+    assert invoke("sample", "--weights", model, "-d", 1, "-n", 1, "-t", 0.5, "-o", tmp_path / "t").exit_code == 0
+    with Image.open(tmp_path / "t" / "1-0001.png") as im:
+        assert im.text["cinn:temperature"] == "0.5"  # -t still decides when given
+    judged = invoke("eval", "mnist", "--data", mnist_dir, "--weights", model, "--per-digit", 2, "--transfer-images", 0)
+    assert judged.exit_code == 0 and "T=0.8" in judged.output
