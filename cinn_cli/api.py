@@ -28,7 +28,7 @@ from PIL import Image
 from cinn_cli.batch.images import quantize
 from cinn_cli.batch.photos import _check_size, gray_of
 from cinn_cli.clikit.runs import resolve_device
-from cinn_cli.files.latents import Latent, derive_seed, draw_latent
+from cinn_cli.files.latents import Latent, derive_seed, stack_levels
 from cinn_cli.files.model_file import ModelInfo, read_model_info
 from cinn_cli.tasks import get, load_model, resolve_weights
 
@@ -57,13 +57,13 @@ class Colorizer:
         """``n`` colourings of ``image`` (any mode; colour is reduced to gray first), each at the
         image's size with its own lightness; alpha is kept. The first is the best guess (z = 0),
         the others random draws whose seeds derive from ``(seed, key, k)``."""
-        from cinn_cli.tasks.colorize.color import LabColourer, gray_to_lightness
-        from cinn_cli.tasks.colorize.colorize import to_pixels, working_ab
+        from cinn_cli.tasks.colorize.color import LabColourer
+        from cinn_cli.tasks.colorize.colorize import lightness_of, to_pixels, working_ab
         from cinn_cli.tasks.colorize.sampling import colorize_latent
 
         _check_size(*image.size)
         gray, alpha = gray_of(image)
-        L = gray_to_lightness(torch.from_numpy(gray))[None, None].to(self.device)
+        L = lightness_of(gray).to(self.device)
         size = self.model.working_size(*gray.shape)
         shapes, temps = self.model.latent_shapes(*size), self.model.level_temperatures(temperature)
         colour = LabColourer(L, self.model.ab_size(*size))
@@ -71,8 +71,7 @@ class Colorizer:
         for start in range(1, n + 1, 8):  # 8 at a time bounds the memory; outputs do not depend on it
             ks = range(start, min(n, start + 7) + 1)
             zs_each = [colorize_latent(shapes, derive_seed(seed, key, k), temps, k) for k in ks]
-            zs = [torch.stack([z[i] for z in zs_each]).to(self.device) for i in range(len(shapes))]
-            ab = working_ab(self.model, L, zs)
+            ab = working_ab(self.model, L, stack_levels(zs_each, self.device))
             out += [Image.fromarray(to_pixels(colour(ab[i : i + 1])[0], alpha)) for i in range(len(ks))]
         return out
 
@@ -93,12 +92,12 @@ class Colorizer:
     def decode(self, latent: Latent, image: Image.Image) -> Image.Image:
         """The colours of ``latent`` under the lightness of ``image`` (its own photo: its colours
         back; another: colour transfer, the latent resized when the working sizes differ)."""
-        from cinn_cli.tasks.colorize.color import LabColourer, gray_to_lightness
-        from cinn_cli.tasks.colorize.colorize import to_pixels, working_ab
+        from cinn_cli.tasks.colorize.color import LabColourer
+        from cinn_cli.tasks.colorize.colorize import lightness_of, to_pixels, working_ab
         from cinn_cli.tasks.colorize.transfer import fit_latent
 
         gray, alpha = gray_of(image)
-        L = gray_to_lightness(torch.from_numpy(gray))[None, None].to(self.device)
+        L = lightness_of(gray).to(self.device)
         size = self.model.working_size(*gray.shape)
         zs = fit_latent(latent, Path("latent"), self.model.latent_shapes(*size), self.info.sha256)
         ab = working_ab(self.model, L, [z[None].to(self.device) for z in zs])
@@ -130,11 +129,9 @@ class DigitModel:
             if digit not in self.class_names:
                 raise ValueError(f"{digit!r} is not a class of this model ({', '.join(self.class_names)})")
             digit = self.class_names.index(digit)
-        shapes = self.model.latent_shapes()
-        zs_each = [draw_latent(shapes, derive_seed(seed, f"{digit}-{k:04d}", 0), temperature) for k in range(1, n + 1)]
-        zs = [torch.stack([z[i] for z in zs_each]).to(self.device) for i in range(len(shapes))]
-        with torch.no_grad():
-            x = self.model.inverse(zs, torch.full((n,), digit, dtype=torch.long, device=self.device))
+        from cinn_cli.tasks.mnist.sample import draw_digits, sample_seed
+
+        _, x = draw_digits(self.model, digit, [sample_seed(seed, digit, k) for k in range(1, n + 1)], temperature)
         if not bool(torch.isfinite(x).all()):
             raise ValueError("the model gave NaN or infinite values")
         return [Image.fromarray(px, "L") for px in quantize(x[:, 0])]

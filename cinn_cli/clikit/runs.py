@@ -38,8 +38,6 @@ def resolve_device(spec: str):
 def prepare_output_folder(out: Path) -> None:
     """Create OUT before any work, so a folder that cannot be written is one error (exit 1),
     not the same failure once per input. (A sub-folder that cannot be written fails per input.)"""
-    import os
-
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

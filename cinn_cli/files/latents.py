@@ -61,6 +61,11 @@ def draw_latent(shapes: list[tuple[int, ...]], seed: int, temperature: float | S
     return [torch.randn(shape, generator=g) * t for shape, t in zip(shapes, temps, strict=True)]
 
 
+def stack_levels(latents: list[list[Tensor]], device) -> list[Tensor]:
+    """Single samples' latent levels -> one batch per level: ``(B, ...)`` tensors on ``device``."""
+    return [torch.stack([z[i] for z in latents]).to(device) for i in range(len(latents[0]))]
+
+
 @dataclass
 class Latent:
     zs: list[Tensor]  # per level, no batch dimension

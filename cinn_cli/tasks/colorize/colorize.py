@@ -37,7 +37,7 @@ from cinn_cli.batch.stream import (
 )
 from cinn_cli.errors import OptionError
 from cinn_cli.files.atomic import atomic_write_bytes
-from cinn_cli.files.latents import Latent, derive_seed, save_latent, text_name
+from cinn_cli.files.latents import Latent, derive_seed, save_latent, stack_levels, text_name
 from cinn_cli.files.model_file import ModelFileError
 from cinn_cli.tasks import load_model, resolve_weights
 from cinn_cli.tasks.colorize.color import LabColourer, gray_to_lightness, resize
@@ -246,8 +246,13 @@ def _made_by(image: Path, seed: int, temperature: float) -> bool:
 def _decode(plan: _Plan) -> tuple[np.ndarray, np.ndarray | None, Tensor, str]:
     """In a worker thread: ``(gray, alpha, L (1, 1, H, W) on the CPU, SHA-256 of the 8-bit gray)``."""
     gray, alpha = read_gray(plan.path)  # refuses extreme aspect ratios (photos.MAX_ASPECT)
-    L = gray_to_lightness(torch.from_numpy(gray))[None, None]
-    return gray, alpha, L, gray_sha256(gray)
+    return gray, alpha, lightness_of(gray), gray_sha256(gray)
+
+
+def lightness_of(gray: np.ndarray) -> Tensor:
+    """``gray (H, W)`` in [0, 1] -> ``L (1, 1, H, W)`` in Lab units, computed on the CPU (the same
+    numbers on every machine, whatever device the model then runs on)."""
+    return gray_to_lightness(torch.from_numpy(gray))[None, None]
 
 
 def gray_sha256(gray: np.ndarray) -> str:
@@ -320,7 +325,7 @@ class _Job:
             chunk = todo[start : start + batch_size]
             seeds = [derive_seed(self.seed, self.key, k) for k in chunk]
             zs_each = [colorize_latent(self.shapes, s, self.level_temps, k) for s, k in zip(seeds, chunk, strict=True)]
-            zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(self.shapes))]
+            zs = stack_levels(zs_each, device)
             try:
                 ab = working_ab(self.model, self.L, zs)
             except torch.OutOfMemoryError:  # halve the batch and go on (outputs do not depend on it)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from cinn_cli.batch.photos import center_crop
-from cinn_cli.files.latents import derive_seed
+from cinn_cli.files.latents import derive_seed, stack_levels
 from cinn_cli.tasks.colorize.color import lab_pair, lab_to_rgb
 from cinn_cli.tasks.colorize.colorize import full_size_rgb, load_colorize_model
 from cinn_cli.tasks.colorize.metrics import (
@@ -36,7 +36,7 @@ def sampled_ab(model, L: Tensor, keys: list[str], n: int, temperature: float, se
     out = []
     for k in range(1, n + 1):
         per = [colorize_latent(shapes, derive_seed(seed, key, k), temps, k) for key in keys]
-        zs = [torch.stack([z[i] for z in per]).to(L.device) for i in range(len(shapes))]
+        zs = stack_levels(per, L.device)
         out.append(model.inverse(zs, L).clamp(-128.0, 128.0))
     return out
 
@@ -155,7 +155,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         shapes = model.latent_shapes(*L_work.shape[-2:])
         temps = model.level_temperatures(temperature)
         zs_each = [colorize_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps, k) for k in range(1, n + 1)]
-        zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(shapes))]
+        zs = stack_levels(zs_each, device)
         samples = colorize_lightness(model, L, zs).cpu().unsqueeze(0)  # (1, n, 3, H, W)
         target = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
         gray_rgb = lab_to_rgb(torch.cat([L.cpu(), torch.zeros_like(L.cpu()).expand(-1, 2, -1, -1)], 1)).unsqueeze(1)

@@ -197,14 +197,18 @@ encode_batch_option = click.option(
 )
 
 
-def model_temperature(weights: str | None) -> float:
-    """The model file's own sampling temperature (its config's ``sample_temperature``)."""
+def stored_config(weights: str | None) -> dict:
+    """The config stored in the ``--weights`` model file (its header only; no tensor is read)."""
     from cinn_cli.files.model_file import read_model_info
     from cinn_cli.tasks import resolve_weights
 
     with user_errors():
-        config = read_model_info(resolve_weights(weights, "mnist")).config
-    value = config.get("sample_temperature", SAMPLE_TEMPERATURE)
+        return read_model_info(resolve_weights(weights, "mnist")).config
+
+
+def model_temperature(weights: str | None) -> float:
+    """The model file's own sampling temperature (its config's ``sample_temperature``)."""
+    value = stored_config(weights).get("sample_temperature", SAMPLE_TEMPERATURE)
     if not isinstance(value, (int, float)) or not 0 <= value <= 5:
         raise click.ClickException(f"the model file's sample_temperature {value!r} is not a number in [0, 5]")
     return float(value)
@@ -212,11 +216,7 @@ def model_temperature(weights: str | None) -> float:
 
 def class_labels(classes: tuple[str, ...], weights: str | None) -> list[int]:
     """``--class`` names -> their labels, from the model file's class names ("all": every label)."""
-    from cinn_cli.files.model_file import read_model_info
-    from cinn_cli.tasks import resolve_weights
-
-    with user_errors():
-        config = read_model_info(resolve_weights(weights, "mnist")).config
+    config = stored_config(weights)
     names = list(config.get("class_names") or [str(i) for i in range(config.get("n_classes", 10))])
     if classes == ("all",):
         return list(range(len(names)))

@@ -25,13 +25,15 @@ from cinn_cli.tasks.mnist.evaluate import encode_digits
 SPAN = 2.0  # standard deviations each side of the mean
 
 
-def principal_axes(flat: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """``flat (N, D)`` centred latents -> ``(axes (k, D) unit rows, std (k,))``, largest first.
-    The sign of each axis is fixed (its largest component positive) so sheets are reproducible."""
+def principal_axes(flat: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``flat (N, D)`` centred latents -> ``(axes (k, D) unit rows, std (k,), share (k,))``, largest
+    first; ``share`` is each axis's fraction of the total variance. The sign of each axis is fixed
+    (its largest component positive) so sheets are reproducible."""
     _, s, vh = torch.linalg.svd(flat, full_matrices=False)
     axes = vh[:k]
     signs = torch.sign(axes.gather(1, axes.abs().argmax(1, keepdim=True)))
-    return axes * signs, s[:k] / max(1, len(flat) - 1) ** 0.5
+    share = s[:k].pow(2) / s.pow(2).sum().clamp_min(torch.finfo(s.dtype).tiny)
+    return axes * signs, s[:k] / max(1, len(flat) - 1) ** 0.5, share
 
 
 def _flatten(zs: list[Tensor]) -> Tensor:
@@ -89,16 +91,13 @@ def explore(
         centred.append(flat - means[d])
         if d not in digits:
             continue
-        direction, std = principal_axes(flat - means[d], axes)
-        total = (flat - means[d]).pow(2).sum(0).sum() / max(1, len(flat) - 1)
-        result["digits"][str(d)] = {"images": len(flat), "variance_share": (std.pow(2) / total).tolist()}
+        direction, std, share = principal_axes(centred[-1], axes)
+        result["digits"][str(d)] = {"images": len(flat), "variance_share": share.tolist()}
         _write(out / f"{d}-axes.png", walk(model, means[d], direction, std, d, steps), steps, text, overwrite, report)
     if not centred:
         raise ValueError("the data holds no test images of these digits")
-    every = torch.cat(centred)
-    direction, std = principal_axes(every, axes)
-    total = every.pow(2).sum() / max(1, len(every) - 1)
-    result["style_variance_share"] = (std.pow(2) / total).tolist()
+    direction, std, share = principal_axes(torch.cat(centred), axes)
+    result["style_variance_share"] = share.tolist()
     for i in range(len(direction)):
         tiles = [
             tile

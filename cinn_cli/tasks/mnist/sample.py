@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from cinn_cli.batch.images import provenance_text, quantize, sheet, write_png
 from cinn_cli.batch.report import RunReport
-from cinn_cli.files.latents import Latent, derive_seed, draw_latent, save_latent, text_name
+from cinn_cli.files.latents import Latent, derive_seed, draw_latent, save_latent, stack_levels, text_name
 from cinn_cli.tasks import load_model
 
 
@@ -38,6 +39,21 @@ def load_mnist_model(weights: Path, device: torch.device, exact: bool = False):
     return (model.double() if exact and device.type != "mps" else model), info
 
 
+def sample_seed(seed: int, digit: int, k: int) -> int:
+    """The seed of sample ``k`` (1-based) of ``digit`` in a run with ``seed``."""
+    return derive_seed(seed, f"{digit}-{k:04d}", 0)
+
+
+@torch.no_grad()
+def draw_digits(model, digit: int, seeds: list[int], temperature: float) -> tuple[list[list[Tensor]], Tensor]:
+    """One latent per seed (``draw_latent``) decoded under ``digit`` -> ``(latents, x (B, 1, 28, 28))``,
+    ``x`` in [0, 1] on the model's device (not checked for finiteness)."""
+    device = next(model.parameters()).device
+    zs_each = [draw_latent(model.latent_shapes(), s, temperature) for s in seeds]
+    labels = torch.full((len(seeds),), digit, dtype=torch.long, device=device)
+    return zs_each, model.inverse(stack_levels(zs_each, device), labels)
+
+
 def sample_digits(
     *,
     weights: Path,
@@ -54,12 +70,11 @@ def sample_digits(
     report: RunReport,
 ) -> None:
     model, info = load_mnist_model(weights, device)
-    shapes = model.latent_shapes()
     out.mkdir(parents=True, exist_ok=True)
     provenance = {**provenance_text(info.sha256), "cinn:temperature": repr(temperature)}
     report.unit, report.total = "samples", len(digits) * n
     for digit in digits:
-        jobs = [SampleJob(digit, k, derive_seed(seed, f"{digit}-{k:04d}", 0)) for k in range(1, n + 1)]
+        jobs = [SampleJob(digit, k, sample_seed(seed, digit, k)) for k in range(1, n + 1)]
         todo = [j for j in jobs if overwrite or not _outputs_exist(out, j, latents)]
         for j in jobs:
             if j not in todo:
@@ -69,11 +84,7 @@ def sample_digits(
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             report.started += len(chunk)
-            zs_each = [draw_latent(shapes, j.seed, temperature) for j in chunk]
-            zs = [torch.stack([z[i] for z in zs_each]).to(device) for i in range(len(shapes))]
-            labels = torch.full((len(chunk),), digit, dtype=torch.long, device=device)
-            with torch.no_grad():
-                x = model.inverse(zs, labels)
+            zs_each, x = draw_digits(model, digit, [j.seed for j in chunk], temperature)
             finite = torch.isfinite(x.flatten(1)).all(1).tolist()
             pixels = quantize(torch.nan_to_num(x[:, 0]))  # the non-finite ones are not written
             for j, px, z, ok in zip(chunk, pixels, zs_each, finite, strict=True):

@@ -14,7 +14,8 @@ from cinn_cli.tasks.mnist.explore import principal_axes
 def test_principal_axes_find_the_direction_of_largest_spread():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(500, 3, generator=g, dtype=torch.float64) * torch.tensor([0.1, 3.0, 1.0], dtype=torch.float64)
-    axes, std = principal_axes(x - x.mean(0), 2)
+    axes, std, share = principal_axes(x - x.mean(0), 2)
+    assert 0.85 < share[0] < 0.95 and share[1] < share[0]  # variances 9, 1, 0.01 of 10.01
     assert torch.allclose(axes[0].abs(), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=0.05)
     assert 2.7 < std[0] < 3.3 and 0.9 < std[1] < 1.1
     assert bool((axes.gather(1, axes.abs().argmax(1, keepdim=True)) > 0).all())  # signs fixed
