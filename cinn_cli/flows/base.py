@@ -52,8 +52,12 @@ class ConditionalFlow(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor, c) -> tuple[list[Tensor], Tensor]:
+        return self.forward_features(x, self.cond_feats(c, x.dtype))
+
+    def forward_features(self, x: Tensor, feats: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+        """``forward`` given the condition's features (a training loss that uses them too)."""
         v, logdet_pre = self.preprocess(x)
-        zs, logdet = self.flow(v, self.cond_feats(c, x.dtype))
+        zs, logdet = self.flow(v, feats)
         return zs, logdet + logdet_pre
 
     def inverse(self, zs: list[Tensor], c) -> Tensor:

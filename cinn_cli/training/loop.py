@@ -82,6 +82,12 @@ class TrainTask(Protocol):
         """Held-out metrics, e.g. ``{"test_bits_per_dim": ...}``."""
 
 
+def task_modules(task: TrainTask) -> nn.Module | None:
+    """A task's training-only weights (e.g. an auxiliary loss's head), if it has any: optimised
+    and checkpointed with the model, never written to the model file."""
+    return getattr(task, "trainable", None)
+
+
 RISING_EVALS = 3  # warn when the held-out metric rose this many evaluations in a row
 
 
@@ -142,6 +148,7 @@ class _Objective(nn.Module):
     def __init__(self, model: nn.Module, task: TrainTask):
         super().__init__()
         self.model, self.task = model, task
+        self.extra = task_modules(task)  # a submodule, so DistributedDataParallel syncs its gradients
 
     def forward(self, batch: tuple) -> Tensor:
         return self.task.loss(self.model, batch)
@@ -279,14 +286,17 @@ class _Run:
         seed: int,
         precision: str,
         training_info: dict[str, Any] | None,
+        extra: nn.Module | None = None,
     ):
         self.model, self.recipe, self.out, self.world, self.precision = model, recipe, out, world, precision
+        self.extra = extra
+        self.params = [*model.parameters(), *(extra.parameters() if extra is not None else ())]
         self.training_info = training_info or {}
         self.ckpt = checkpoint_path(out)
         # The fused kernel updates all tensors at once (2.7x faster Adam step on the CPU, bench/README.md).
         fused = device.type in ("cpu", "cuda")
         self.opt = torch.optim.Adam(
-            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps, fused=fused
+            self.params, lr=recipe.lr, weight_decay=recipe.weight_decay, eps=recipe.adam_eps, fused=fused
         )
         self.noise = torch.Generator().manual_seed(seed + 1)
         self.step, self.skipped = 0, 0
@@ -307,6 +317,10 @@ class _Run:
             raise FileNotFoundError(f"no checkpoint to resume from at {self.ckpt}")
         state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
         load_same_model(self.model, state, self.ckpt)
+        if self.extra is not None:
+            if "task_modules" not in state:
+                raise ValueError(f"{self.ckpt}: the checkpoint was written without this run's training-only weights")
+            self.extra.load_state_dict(state["task_modules"])
         self.opt.load_state_dict(state["optimizer"])
         self.noise.set_state(state["noise_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -342,6 +356,8 @@ class _Run:
             "world_size": self.world.size,
             "config": model_config(self.model),
         }
+        if self.extra is not None:
+            state["task_modules"] = self.extra.state_dict()
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(self.ckpt, buf.getvalue())
@@ -451,8 +467,19 @@ def _train(
     if not main:
         log = lambda message: None  # noqa: E731 - rank 0 speaks for the job
     model.to(device).train()
+    extra = task_modules(task)
+    if extra is not None:
+        extra.to(device).train()
     run = _Run(
-        model, recipe, out=out, device=device, world=world, seed=seed, precision=precision, training_info=training_info
+        model,
+        recipe,
+        out=out,
+        device=device,
+        world=world,
+        seed=seed,
+        precision=precision,
+        training_info=training_info,
+        extra=extra,
     )
     if resume:
         run.load_checkpoint()
@@ -555,7 +582,7 @@ def _train_step(
     ok = math.isfinite(global_loss)
     if ok:
         loss.backward()  # DDP: gradients averaged over the processes
-        gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.recipe.clip)
+        gnorm = torch.nn.utils.clip_grad_norm_(run.params, run.recipe.clip)
         ok = bool(torch.isfinite(gnorm))  # equal gradients everywhere: every process agrees
     if ok:
         run.opt.step()

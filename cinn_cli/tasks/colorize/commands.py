@@ -199,6 +199,16 @@ def _colorize_from_latents(run, from_latents, transfer_levels: str, device: str,
     "(default: the model's crop size, 64). Larger crops show the model scenes at the size "
     "cinn colorize runs whole photos at; val bits/dim stays on the model's crop size.",
 )
+@click.option(
+    "--colour-loss",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Weight of a direct colour signal for the condition network: the cross-entropy of each "
+    "pixel's ab bin (grid 10 Lab units, rare colours weighted up, Zhang et al. 2016) predicted "
+    "from its finest features by a training-only head, added to the loss (0: likelihood only). "
+    "The shown train bits/dim then include it; val bits/dim do not.",
+)
 @training_options
 def train_colorize_cmd(**options):
     """Train a colorization model (ab given L) on a folder of photos.

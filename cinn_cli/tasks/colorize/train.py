@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from cinn_cli.flows.base import gaussian_log_density
 from cinn_cli.tasks import initial_model
 from cinn_cli.training.loop import Recipe, train
 from cinn_cli.training.setup import run_info, with_overrides
@@ -70,6 +71,10 @@ class ColorizeTask:
     ``crop_sizes`` each batch is cropped at one of them, drawn at random (one tensor per batch);
     default: the config's ``crop_size``. Evaluation: bits per ab dimension (Lab units,
     fixed-seed dequantization) on the ``crop_size`` centre crops of the val photos.
+
+    ``colour_loss > 0`` adds that times the rebalanced ab-bin cross-entropy of a training-only
+    head on the condition network's finest features (``colour_hint``), with the bins' rarity
+    counted over the training photos; the loss the loop reports is then the sum.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class ColorizeTask:
         noise,
         crops_per_photo: int = 64,
         crop_sizes: tuple[int, ...] | None = None,
+        colour_loss: float = 0.0,
     ):
         from cinn_cli.batch.photos import center_crop
 
@@ -101,6 +107,17 @@ class ColorizeTask:
         crops = np.stack([center_crop(p, self.crop) for p in val_photos])
         self.val_rgb = torch.from_numpy(crops).permute(0, 3, 1, 2)  # (N, 3, crop, crop) uint8
         self.noise_low, self.noise_high = (torch.tensor(v).reshape(1, 2, 1, 1) for v in noise)
+        self.colour_loss = colour_loss
+        self.trainable = self._colour_head(model, photos) if colour_loss > 0 else None
+
+    def _colour_head(self, model, photos: list) -> nn.Module:
+        from cinn_cli.tasks.colorize.color import lab_pair
+        from cinn_cli.tasks.colorize.colour_hint import ColourHead, count_bins, rebalancing_weights
+
+        maps = [lab_pair(torch.from_numpy(p.copy()).permute(2, 0, 1)[None], self.ab_downscale)[0] for p in photos]
+        with torch.no_grad():
+            channels = model.cond_feats(torch.zeros(1, 1, self.crop, self.crop))[0].shape[1]
+        return ColourHead(channels, rebalancing_weights(count_bins(maps)))
 
     def _noise(self, shape, generator: torch.Generator) -> Tensor:
         return self.noise_low + (self.noise_high - self.noise_low) * torch.rand(shape, generator=generator)
@@ -133,7 +150,12 @@ class ColorizeTask:
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         ab, L = batch
-        return -model.log_prob(ab, L) / ab[0].numel()
+        if self.trainable is None:
+            return -model.log_prob(ab, L) / ab[0].numel()
+        feats = model.cond_feats(L, ab.dtype)  # once, for the flow and the colour head
+        zs, logdet = model.forward_features(ab, feats)
+        nll = -(gaussian_log_density(zs) + logdet) / ab[0].numel()
+        return nll + self.colour_loss * self.trainable.loss(feats[0], ab)
 
     def to_bits(self, nats_per_dim: float) -> float:
         return nats_per_dim / math.log(2)
@@ -183,6 +205,7 @@ def train_colorize(
     log_jsonl: Path | None = None,
     precision: str = "fp32",
     init: str | None = None,
+    colour_loss: float = 0.0,
 ):
     """Train a colorization model on a folder of photos (``val_dir``: held-out photos)."""
     from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN
@@ -191,7 +214,13 @@ def train_colorize(
     torch.manual_seed(seed)
     model, init_info = initial_model("colorize", ColorizeCINN, COLORIZE_PRESETS[preset], config_overrides, init)
     task = ColorizeTask(
-        model, data_dir, val_dir, COLORIZE_NOISE[preset], crops_per_photo=crops_per_photo, crop_sizes=crop_sizes
+        model,
+        data_dir,
+        val_dir,
+        COLORIZE_NOISE[preset],
+        crops_per_photo=crops_per_photo,
+        crop_sizes=crop_sizes,
+        colour_loss=colour_loss,
     )
     info = run_info(
         preset,
@@ -202,6 +231,7 @@ def train_colorize(
         crop_sizes=list(task.crop_sizes),
         val=str(val_dir) if val_dir is not None else "",
         dequantization="ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),
+        **({"colour_loss": colour_loss} if colour_loss > 0 else {}),
         **init_info,
     )
     result = train(
