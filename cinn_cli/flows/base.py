@@ -73,6 +73,11 @@ class ConditionalFlow(nn.Module):
         zs, logdet = self(x, c)
         return zs, gaussian_log_density(zs) + logdet
 
+    def log_prob_features(self, x: Tensor, feats: list[Tensor]) -> Tensor:
+        """``log_prob`` given the condition's features (a training loss that uses them too)."""
+        zs, logdet = self.forward_features(x, feats)
+        return gaussian_log_density(zs) + logdet
+
 
 class ConfigDict:
     """JSON round trip shared by the frozen config dataclasses (lists come back as tuples)."""

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cinn_cli.flows.base import gaussian_log_density
 from cinn_cli.tasks import initial_model
 from cinn_cli.training.loop import Recipe, train
 from cinn_cli.training.setup import run_info, with_overrides
@@ -153,8 +152,7 @@ class ColorizeTask:
         if self.trainable is None:
             return -model.log_prob(ab, L) / ab[0].numel()
         feats = model.cond_feats(L, ab.dtype)  # once, for the flow and the colour head
-        zs, logdet = model.forward_features(ab, feats)
-        nll = -(gaussian_log_density(zs) + logdet) / ab[0].numel()
+        nll = -model.log_prob_features(ab, feats) / ab[0].numel()
         return nll + self.colour_loss * self.trainable.loss(feats[0], ab)
 
     def to_bits(self, nats_per_dim: float) -> float:
