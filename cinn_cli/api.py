@@ -10,6 +10,7 @@
     digits = load("mnist").sample(digit=7, n=64, seed=0)               # 28x28 PIL images
     latent = load("mnist").encode(digits[0], digit=7)  # a Latent (its levels, its condition)
     three = load("mnist").decode(latent, digit=3)      # the same handwriting as a 3
+    boots = load("fashion").sample(digit="Ankle boot", n=8)            # a class by its name
 
 The same seed gives the same pixels as the command line: ``colorize(image, seed=s, key="x.png")``
 is what ``cinn colorize x.png OUT --seed s`` writes (the key is the input's relative path, from
@@ -25,7 +26,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cinn_cli.batch.images import quantize
 from cinn_cli.batch.photos import _check_size, gray_of
 from cinn_cli.clikit.runs import resolve_device
 from cinn_cli.files.latents import Latent, derive_seed, stack_levels
@@ -34,7 +34,7 @@ from cinn_cli.tasks import get, load_model, resolve_weights
 
 
 def load(model: str | os.PathLike = "colorize", device: str = "auto") -> Colorizer | DigitModel:
-    """A model by shipped name (``"colorize"``, ``"mnist"``) or model-file path, on ``device``
+    """A model by shipped name (``"colorize"``, ``"mnist"``, ``"fashion"``) or model-file path, on ``device``
     (``"auto"``: CUDA, else MPS, else CPU). Raises ``ValueError`` (``ModelFileError``) naming the
     file when it cannot be used."""
     path = resolve_weights(model, str(model))
@@ -105,8 +105,9 @@ class Colorizer:
 
 
 class DigitModel:
-    """A class-conditional MNIST model: ``sample`` digits, ``encode`` a digit image into its
-    latent and ``decode`` a latent under any digit (style transfer)."""
+    """A class-conditional model of the MNIST task (MNIST, Fashion-MNIST, or ``cinn train classes``):
+    ``sample`` a class, ``encode`` an image into its latent and ``decode`` a latent under any class
+    (style transfer). Classes are given by label or by name (``class_names``)."""
 
     def __init__(self, model, info: ModelInfo):
         self.model, self.info = model, info
@@ -118,23 +119,30 @@ class DigitModel:
         """The classes' names, label order (the digits "0"-"9" unless the model file names them)."""
         return self.model.class_names
 
-    def sample(
-        self, digit: int | str, n: int = 16, seed: int = 0, temperature: float | None = None
-    ) -> list[Image.Image]:
-        """``n`` 28x28 grayscale images of ``digit`` -- a label, or a class's name (``class_names``) --
-        white on black, the same pixels as ``cinn sample --digit D -n N --seed S -t T``
-        (``temperature``: default the model file's ``sample_temperature``, as the command's)."""
-        temperature = self.model.config.sample_temperature if temperature is None else temperature
+    def _label(self, digit: int | str) -> int:
+        """A label or a class's name -> the label; ``ValueError`` for neither."""
         if isinstance(digit, str):
             if digit not in self.class_names:
                 raise ValueError(f"{digit!r} is not a class of this model ({', '.join(self.class_names)})")
-            digit = self.class_names.index(digit)
-        from cinn_cli.tasks.mnist.sample import draw_digits, sample_seed
+            return self.class_names.index(digit)
+        if not 0 <= digit < len(self.class_names):
+            raise ValueError(f"label {digit} is not one of this model's {len(self.class_names)} classes")
+        return digit
+
+    def sample(
+        self, digit: int | str, n: int = 16, seed: int = 0, temperature: float | None = None
+    ) -> list[Image.Image]:
+        """``n`` images of ``digit`` -- a label, or a class's name -- at the model's size (MNIST: 28x28
+        grayscale, white on black), the same pixels as ``cinn sample --digit D -n N --seed S -t T``
+        (``temperature``: default the model file's ``sample_temperature``, as the command's)."""
+        temperature = self.model.config.sample_temperature if temperature is None else temperature
+        digit = self._label(digit)
+        from cinn_cli.tasks.mnist.sample import draw_digits, image_pixels, sample_seed
 
         _, x = draw_digits(self.model, digit, [sample_seed(seed, digit, k) for k in range(1, n + 1)], temperature)
         if not bool(torch.isfinite(x).all()):
             raise ValueError("the model gave NaN or infinite values")
-        return [Image.fromarray(px, "L") for px in quantize(x[:, 0])]
+        return [Image.fromarray(px) for px in image_pixels(x)]
 
     def _exact_model(self):
         if self._exact is None:
@@ -143,34 +151,42 @@ class DigitModel:
             self._exact = copy.deepcopy(self.model).double() if self.device.type != "mps" else self.model
         return self._exact
 
-    def encode(self, image: Image.Image, digit: int) -> Latent:
-        """A 28x28 digit image -> its latent under ``digit`` (float64: decoding it under the same
-        digit gives the pixels back exactly)."""
-        if image.size != (28, 28):
-            raise ValueError(f"the MNIST model encodes 28x28 images only, got {image.size[0]}x{image.size[1]}")
+    def encode(self, image: Image.Image, digit: int | str) -> Latent:
+        """An image of the model's size -> its latent under ``digit`` (a label or a class's name;
+        float64: decoding it under the same class gives the pixels back exactly)."""
+        from cinn_cli.tasks.mnist.sample import image_size
+
+        channels, h, w = self.model.config.image_shape
+        if image.size != (w, h):
+            what = "the MNIST model encodes 28x28 images only" if (h, w) == (28, 28) else f"this model takes {w}x{h}"
+            raise ValueError(f"{what}, got {image.size[0]}x{image.size[1]}")
+        digit = self._label(digit)
         model = self._exact_model()
-        k = torch.from_numpy(np.array(image.convert("L"))).to(self.device, torch.float64)
-        y = ((k + 0.5) / 256.0)[None, None].to(next(model.parameters()).dtype)
+        k = torch.from_numpy(np.array(image.convert("L" if channels == 1 else "RGB"))).to(self.device, torch.float64)
+        k = k[None, None] if channels == 1 else k.permute(2, 0, 1)[None]  # (1, C, H, W)
+        y = ((k + 0.5) / 256.0).to(next(model.parameters()).dtype)
         with torch.no_grad():
             zs, _ = model.encode(y, torch.tensor([digit], device=self.device))
         return Latent(
             zs=[z[0].cpu() for z in zs],
             task="mnist",
             condition={"digit": digit},
-            image_size="28x28",
+            image_size=image_size(self.model),
             model_sha256=self.info.sha256,
         )
 
-    def decode(self, latent: Latent, digit: int | None = None) -> Image.Image:
-        """``latent`` decoded under ``digit`` (default: its own; another digit: style transfer)."""
+    def decode(self, latent: Latent, digit: int | str | None = None) -> Image.Image:
+        """``latent`` decoded under ``digit`` (a label or a class's name; default: its own; another:
+        style transfer)."""
         from cinn_cli.files.latents import check_latent_fits
+        from cinn_cli.tasks.mnist.sample import image_pixels
 
         check_latent_fits(latent, Path("latent"), "mnist", self.model.latent_shapes(), self.info.sha256)
-        digit = latent.condition["digit"] if digit is None else digit
+        digit = self._label(latent.condition["digit"] if digit is None else digit)
         model = self._exact_model() if latent.zs[0].dtype == torch.float64 else self.model
         dtype = next(model.parameters()).dtype
         with torch.no_grad():
             x = model.inverse(
                 [z[None].to(self.device, dtype) for z in latent.zs], torch.tensor([digit], device=self.device)
             )
-        return Image.fromarray(quantize(x[:, 0])[0], "L")
+        return Image.fromarray(image_pixels(x)[0])

@@ -8,6 +8,10 @@
    ``cinn sample --from-latent Z -d 0-9``: each row keeps one writer's style.
 3. ``docs/colorize-val.png`` (``--task colorize``): for a few validation photos, the grayscale
    input (PIL ``convert('L')``), the original, then ``cinn colorize GRAY OUT -n 5 --seed 1``.
+5. ``docs/fashion-samples.png`` (``--task fashion``): ``cinn sample --weights fashion --class all -n 10
+   --seed 1`` (one row per class at the model's T = 0.8, its name on the left), and
+   ``docs/fashion-explore.png``: ``cinn explore --data FASHION --weights fashion --class Dress
+   --class Sneaker --axes 3 --steps 9 --images 1000`` (each class's three largest axes, -2 to +2 std).
 4. ``docs/colour-transfer.png`` (``--task transfer``): per row a validation photo, its gray
    decoded with its own latent (``cinn encode --model colorize``, then ``cinn colorize GRAY OUT
    --from-latent``), the same gray with another photo's latent, and that other photo.
@@ -44,13 +48,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="MNIST folder (default: $CINN_MNIST or ../shared/data/mnist)")
     parser.add_argument("--weights", default=None, help="model file (default: the shipped one)")
-    parser.add_argument("--task", choices=["mnist", "colorize", "transfer"], default="mnist")
+    parser.add_argument("--task", choices=["mnist", "colorize", "transfer", "fashion"], default="mnist")
     parser.add_argument("--photos", default=None, help="validation photos (default: ../shared/data/photos/val)")
     args = parser.parse_args()
     if args.task == "colorize":
         return colorize_figure(args)
     if args.task == "transfer":
         return transfer_figure(args)
+    if args.task == "fashion":
+        return fashion_figures(args)
     weights = ["--weights", args.weights] if args.weights else []
     data = find_mnist_dir(args.data) or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,6 +80,54 @@ def main() -> None:
             rows += [np.asarray(Image.open(folder / f"test{i}-{t}.png")) for t in range(10)]
         write_png(DOCS / "mnist-style-transfer.png", upscale(grid(rows, columns=11)))
     print(f"wrote {DOCS / 'mnist-samples.png'} and {DOCS / 'mnist-style-transfer.png'}")
+
+
+def fashion_figures(args) -> None:
+    """The shipped Fashion-MNIST model's classes, a row each with its name, and two explore sheets."""
+    from PIL import ImageDraw
+
+    weights = args.weights or "fashion"
+    data = Path(args.data) if args.data else DOCS.parents[1] / "shared" / "data" / "fashion-mnist"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cinn(
+            "sample",
+            "--weights",
+            weights,
+            "--class",
+            "all",
+            "-n",
+            "10",
+            "--seed",
+            "1",
+            "--no-grid",
+            "-o",
+            str(tmp / "s"),
+        )
+        rows = sorted({p.name.rsplit("-", 1)[0] for p in (tmp / "s").glob("*.png")}, key=lambda n: _label(tmp / "s", n))
+        sheet = upscale(
+            grid(
+                [np.asarray(Image.open(tmp / "s" / f"{r}-{k:04d}.png")) for r in rows for k in range(1, 11)], columns=10
+            )
+        )
+        label_w, row_h = 110, sheet.shape[0] / len(rows)
+        canvas = Image.new("L", (label_w + sheet.shape[1], sheet.shape[0]), 40)
+        canvas.paste(Image.fromarray(sheet), (label_w, 0))
+        draw = ImageDraw.Draw(canvas)
+        for i, r in enumerate(rows):
+            name = Image.open(tmp / "s" / f"{r}-0001.png").text["cinn:class"]
+            draw.text((6, int((i + 0.5) * row_h) - 6), name, fill=235)
+        write_png(DOCS / "fashion-samples.png", np.asarray(canvas))
+        explore = ["--data", str(data), "--weights", weights, "--class", "Dress", "--class", "Sneaker"]
+        cinn("explore", *explore, "--axes", "3", "--steps", "9", "--images", "1000", "-o", str(tmp / "ex"))
+        sheets = [np.asarray(Image.open(tmp / "ex" / f"{c}-axes.png")) for c in ("Dress", "Sneaker")]
+        gap = np.full((sheets[0].shape[0], 12), 40, np.uint8)
+        write_png(DOCS / "fashion-explore.png", np.concatenate([sheets[0], gap, sheets[1]], axis=1))
+    print(f"wrote {DOCS / 'fashion-samples.png'} and {DOCS / 'fashion-explore.png'}")
+
+
+def _label(folder: Path, stem: str) -> int:
+    return int(Image.open(folder / f"{stem}-0001.png").text["cinn:digit"])
 
 
 COLORIZE_PICKS = (

@@ -39,17 +39,20 @@ def _version() -> str:
 def main() -> None:
     """Conditional invertible neural networks (cINN) from the command line.
 
-    Sample class-conditional MNIST digits from shipped weights, colorize grayscale photos in
-    several plausible ways, turn images into latent codes and back, and train your own models.
+    Sample class-conditional digits and clothes (MNIST, Fashion-MNIST) from shipped weights,
+    colorize grayscale photos in several plausible ways, turn images into latent codes and back,
+    and train your own models (from a folder per class, or of photos).
     Progress and summaries go to stderr; stdout stays clean for pipelines (use --json for
     machine-readable lines). Exit codes: 0 all done, 1 some inputs failed, 2 usage error.
 
     \b
     Examples:
       cinn sample --digit 7 -n 64
+      cinn sample --weights fashion --class "Ankle boot" -n 16
       cinn colorize ./bw ./out -n 5
       cinn encode ./digits ./z --verify
       cinn train mnist --data ./mnist --out my-mnist.safetensors
+      cinn train classes --data ./icons --out icons.safetensors
       cinn eval mnist --data ./mnist
       cinn info weights/mnist.safetensors
     """
@@ -180,7 +183,7 @@ def _with_task_options(command):
     "model",
     default="mnist",
     show_default=True,
-    help=f"{', '.join(tasks.names())} (the shipped models) or a model file.",
+    help=f"{', '.join(tasks.shipped_names())} (the shipped models) or a model file.",
 )
 @_with_task_options
 @click.option(
@@ -218,8 +221,8 @@ encode.help = """Turn images into latent codes (.safetensors) that decode again.
 IN is an image, a folder (recursive; sub-folders are mirrored in OUT) or - (paths on stdin).
 Each image becomes OUT/<rel dir>/<stem>.safetensors holding its latent levels, its condition,
 the model's SHA-256 and its bits/dim under the model (a per-image likelihood: high values
-flag odd inputs). --model is mnist (default), colorize, or a model file (its task is read
-from the file).
+flag odd inputs). --model is a shipped model (mnist, the default; fashion; colorize) or a
+model file (its task is read from the file).
 
 \b
 """ + "\n".join(f"{name:<9} " + tasks.get(name).encode_help.replace("\n", "\n" + " " * 10) for name in tasks.names())
@@ -230,7 +233,8 @@ for _name in tasks.names():
     _task = tasks.get(_name)
     for _command in _task.top_commands():
         main.add_command(_command)
-    train.add_command(_task.train())
+    for _command in _task.train():
+        train.add_command(_command)
     eval_group.add_command(_task.eval())
 
 

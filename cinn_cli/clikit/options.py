@@ -107,8 +107,8 @@ init_option = click.option(
     "--init",
     default=None,
     metavar="MODEL",
-    help="Fine-tune: start from this model file's architecture and weights (or the shipped model: "
-    "mnist, colorize) instead of a new model; --preset then chooses only the recipe (use a smaller "
+    help="Fine-tune: start from this model file's architecture and weights (or a shipped model's: "
+    "mnist, fashion, colorize) instead of a new model; --preset then chooses only the recipe (use a smaller "
     "--lr), and --config is refused.",
 )
 
@@ -150,7 +150,9 @@ def seed_option(default: int | None):
 
 def weights_option(what: str):
     """``--weights``: a model file, or a shipped model's name; ``what`` names the default."""
-    return click.option("--weights", default=None, help=f"Model file (default: the shipped {what} model).")
+    return click.option(
+        "--weights", default=None, help=f"Model file, or a shipped model's name (default: the shipped {what} model)."
+    )
 
 
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")

@@ -284,6 +284,7 @@ CONFIG_BOUNDS = {
     "crop_size": (8, 4096),
     "work_size": (8, 4096),
     "n_classes": (1, 1000),
+    "image_shape": (1, 64),
 }
 MAX_LEVELS = 8
 MAX_PARAMETERS = 200_000_000

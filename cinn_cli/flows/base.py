@@ -83,7 +83,13 @@ class ConfigDict:
     """JSON round trip shared by the frozen config dataclasses (lists come back as tuples)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except those marked ``metadata={"omit_default": True}`` while they hold
+        their default: a field added later then leaves the files of older models' kind unchanged."""
+        d = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.metadata.get("omit_default") and getattr(self, f.name) == f.default:
+                del d[f.name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):

@@ -32,8 +32,13 @@ TASK_MODULES = {
 
 
 def names() -> tuple[str, ...]:
-    """The task names, which are also the shipped models' names."""
+    """The task names, which are also the names of their first shipped models."""
     return tuple(TASK_MODULES)
+
+
+def shipped_names() -> tuple[str, ...]:
+    """Every shipped model's name (``--weights fashion``), each task's own first."""
+    return tuple(name for task in names() for name in get(task).shipped)
 
 
 def get(name: str) -> Task:
@@ -48,7 +53,7 @@ def resolve_weights(weights: str | os.PathLike | None, task: str) -> Path:
     shipped model of ``task``. A file named like a shipped model in the current folder wins."""
     if weights is None:
         return model_file.shipped_weights(task)
-    if str(weights) in TASK_MODULES and not Path(weights).exists():
+    if str(weights) in shipped_names() and not Path(weights).exists():
         return model_file.shipped_weights(str(weights))
     return Path(weights)
 

@@ -25,21 +25,24 @@ class Task:
     Its parts are named ``"module:object"`` and imported only when used, so listing the tasks
     costs nothing. ``model`` and ``config``: the ``ConditionalFlow`` class and its config class
     (``build`` rebuilds a model from a model file's config). ``commands``: its top-level Click
-    commands (e.g. ``sample``); ``train_command`` / ``eval_command``: ``cinn train <name>`` and
-    ``cinn eval <name>``. ``encode``: ``cinn encode`` for its models, called with the generic
+    commands (e.g. ``sample``); ``train_commands``: its ``cinn train`` subcommands (``cinn train <name>``
+    first); ``eval_command``: ``cinn eval <name>``. ``encode``: ``cinn encode`` for its models, called with the generic
     options plus its own ``encode_options`` (``(parameter, flag, "module:option decorator")``
     triples added to ``cinn encode``); ``encode_help``: its paragraph in that command's help.
+    ``shipped``: the names of its shipped models (``weights/<name>.safetensors``), the task's own
+    name first.
     """
 
     name: str
     model: str
     config: str
     commands: tuple[str, ...]
-    train_command: str
+    train_commands: tuple[str, ...]
     eval_command: str
     encode: str
     encode_options: tuple[tuple[str, str, str], ...]
     encode_help: str
+    shipped: tuple[str, ...] = ()
 
     def build(self, config: dict[str, Any]):
         return _named(self.model)(_named(self.config).from_dict(config))
@@ -47,8 +50,8 @@ class Task:
     def top_commands(self) -> list:
         return [_named(ref) for ref in self.commands]
 
-    def train(self):
-        return _named(self.train_command)
+    def train(self) -> list:
+        return [_named(ref) for ref in self.train_commands]
 
     def eval(self):
         return _named(self.eval_command)

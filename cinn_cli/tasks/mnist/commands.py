@@ -137,10 +137,13 @@ def sample(
     device,
     json_lines,
 ):
-    """Draw class-conditional MNIST digits.
+    """Draw class-conditional MNIST digits, or the classes of another model of this task
+    (--weights fashion, or a file from cinn train classes).
 
-    Writes DIR/<digit>-<k>.png for k = 0001..n (28x28 grayscale, white digit on black, as MNIST)
-    and beside each its latent DIR/<digit>-<k>.safetensors (decodable again, see cinn info).
+    Writes DIR/<digit>-<k>.png for k = 0001..n (28x28 grayscale, white digit on black, as MNIST;
+    a model's own size and colours otherwise; for a model whose file names its classes, <digit>
+    is the class name, each character other than A-Z a-z 0-9 . _ - made _) and beside each its
+    latent DIR/<digit>-<k>.safetensors (decodable again, see cinn info).
     Each image's noise comes from its own seed derived from (--seed, digit, k), stored in the
     latent file and the PNG metadata. Existing outputs are skipped unless --overwrite.
 
@@ -155,6 +158,9 @@ def sample(
         if digit_spec is not None:
             raise click.UsageError("give --digit or --class, not both")
         digits = class_labels(classes, weights)
+    n_classes = stored_config(weights).get("n_classes", 10)
+    if digits is not None and max(digits) >= n_classes:
+        raise click.BadParameter(f"this model has {n_classes} classes, labels 0-{n_classes - 1}", param_hint="--digit")
     if transfer_temperature is None:
         transfer_temperature = MNIST_TRANSFER_TEMPERATURE
     elif not (from_latent and digits is not None):
@@ -182,7 +188,7 @@ def sample(
         run = sample_digits
         temperature = model_temperature(weights) if temperature is None else temperature
         kw = dict(n=n, temperature=temperature, seed=seed, make_grid=grid, latents=latents, batch_size=batch_size)
-        common["digits"] = digits if digits is not None else list(range(10))
+        common["digits"] = digits if digits is not None else list(range(n_classes))
     with interruptible(report), user_errors():
         run(weights=resolve_weights(weights, "mnist"), device=resolve_device(device), report=report, **common, **kw)
     sys.exit(report.finish())
@@ -191,7 +197,9 @@ def sample(
 mnist_data_option = data_option(
     "Folder with the MNIST IDX files (gzip or raw). Default: $CINN_MNIST.", required=False, exists=False
 )
-digit_option = click.option("--digit", "-d", type=click.IntRange(0, 9), default=None, help="The digit of every input.")
+digit_option = click.option(
+    "--digit", "-d", type=click.IntRange(0, 999), default=None, help="The digit (class label) of every input."
+)
 encode_batch_option = click.option(
     "--batch-size", type=click.IntRange(1, 1 << 16), default=None, help="MNIST models: images per batch [default: 256]."
 )
@@ -236,19 +244,37 @@ def mnist_data(data_dir: Path | None) -> Path:
     return data_dir
 
 
-@click.command("mnist")
-@mnist_data_option
-@preset_option(
-    "default: our multi-scale convolutional cINN; paper: the reference code's 20-block fully "
-    "connected cINN and recipe (for comparison).",
-)
-@click.option(
+class_names_option = click.option(
     "--class-names",
     default=None,
     metavar="A,B,..",
     help="The ten classes' names in label order, stored in the model file (cinn sample --class NAME); "
     "default: the digits 0-9.",
 )
+train_preset_option = preset_option(
+    "default: our multi-scale convolutional cINN; paper: the reference code's 20-block fully "
+    "connected cINN and recipe (for comparison).",
+)
+
+
+def _with_class_names(class_names: str | None, options: dict) -> dict:
+    """``--class-names`` as a config override of the new model (ten names, label order)."""
+    if class_names is None:
+        return options
+    names = [n.strip() for n in class_names.split(",")]
+    if len(names) != 10 or len(set(names)) != 10 or not all(0 < len(n) <= 100 for n in names):
+        raise click.BadParameter(
+            "give ten different names of 1-100 characters, label order", param_hint="--class-names"
+        )
+    if options["init"] is not None:
+        raise click.UsageError("--class-names names the classes of a new model; an --init model keeps its own")
+    return {**options, "config_items": (*options["config_items"], "class_names=" + json.dumps(names))}
+
+
+@click.command("mnist")
+@mnist_data_option
+@train_preset_option
+@class_names_option
 @training_options
 def train_mnist_cmd(data_dir, class_names, **options):
     """Train the class-conditional MNIST model.
@@ -258,16 +284,64 @@ def train_mnist_cmd(data_dir, class_names, **options):
     """
     from cinn_cli.tasks.mnist.train import train_mnist
 
+    run_training(train_mnist, data_dir=mnist_data(data_dir), **_with_class_names(class_names, options))
+
+
+@click.command("classes")
+@data_option(
+    "A folder per class, DIR/<class name>/*.png|jpg|jpeg|webp (every image one size, sides 4-64 "
+    "pixels; the folder names are the class names), or a folder with the MNIST IDX files."
+)
+@click.option(
+    "--val",
+    "val_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Held-out images to evaluate on, a folder per class (the same classes and size) "
+    "[default: --val-fraction of each class's images].",
+)
+@click.option(
+    "--val-fraction",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Without --val: the fraction of each class held out (at least one image, never a class's only one; "
+    "the same images in every run).",
+)
+@train_preset_option
+@click.option(
+    "--class-names",
+    default=None,
+    metavar="A,B,..",
+    help="IDX data only: the ten classes' names in label order (folder data are named by their folders).",
+)
+@training_options
+def train_classes_cmd(data_dir, val_dir, val_fraction, class_names, **options):
+    """Train a class-conditional model on your own labelled images.
+
+    DIR holds a folder per class (DIR/cat/*.png, DIR/dog/*.png, ...), at least two, every image
+    one size of up to 64x64, grayscale or colour (grayscale when every pixel has R = G = B). The
+    image size, the classes and their names are stored in the model file: cinn sample --weights
+    FILE --class NAME draws them, cinn encode and cinn explore take the same images. A folder
+    with the MNIST IDX files (train and t10k) trains as cinn train mnist.
+
+    Held-out bits/dim is evaluated each epoch (default epochs: the preset's, or more so the run
+    makes at least 3,000 steps) and the model file rewritten atomically after every evaluation.
+    A checkpoint is kept at <out>.ckpt; --resume continues from it. Bad data (an image of
+    another size, an empty class folder, a file that is not an image) are refused, naming the
+    file, before anything is written.
+    """
+    from cinn_cli.tasks.mnist.data import has_mnist_files
+    from cinn_cli.tasks.mnist.train import train_classes, train_mnist
+
+    if has_mnist_files(data_dir):
+        if val_dir is not None:
+            raise click.UsageError("--val is for folder data; the MNIST IDX files hold their own test split")
+        run_training(train_mnist, data_dir=data_dir, **_with_class_names(class_names, options))
+        return
     if class_names is not None:
-        names = [n.strip() for n in class_names.split(",")]
-        if len(names) != 10 or len(set(names)) != 10 or not all(0 < len(n) <= 100 for n in names):
-            raise click.BadParameter(
-                "give ten different names of 1-100 characters, label order", param_hint="--class-names"
-            )
-        if options["init"] is not None:
-            raise click.UsageError("--class-names names the classes of a new model; an --init model keeps its own")
-        options["config_items"] = (*options["config_items"], "class_names=" + json.dumps(names))
-    run_training(train_mnist, data_dir=mnist_data(data_dir), **options)
+        raise click.UsageError("--class-names is for IDX data; a folder per class is named by its folders")
+    run_training(train_classes, data_dir=data_dir, val_dir=val_dir, val_fraction=val_fraction, **options)
 
 
 @click.command("mnist")
@@ -301,9 +375,10 @@ def train_mnist_cmd(data_dir, class_names, **options):
 @click.option(
     "--classifier",
     default=None,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Classifier file that judges the samples (bench/train_classifier.py makes one; default: the "
-    "shipped MNIST classifier). For models trained on other data.",
+    metavar="FILE|NAME",
+    help="Classifier that judges the samples: a file (bench/train_classifier.py makes one) or a shipped "
+    "model's name, whose classifier is shipped beside it (mnist, fashion) [default: --weights's when it "
+    "names a shipped model, else mnist's]. For models trained on other data.",
 )
 @seed_option(0)
 @record_option()
@@ -351,7 +426,7 @@ def eval_mnist_cmd(
             seed=seed,
             transfer_images=transfer_images,
             transfer_temperatures=tuple(transfer_temperatures),
-            classifier=classifier,
+            classifier=classifier_file(classifier, weights),
         )
     if record:
         from cinn_cli.files.model_file import record_evaluation
@@ -361,6 +436,27 @@ def eval_mnist_cmd(
         click.echo(json.dumps(r))
     else:
         _print_evaluation(r)
+
+
+def classifier_file(classifier: str | None, weights: str | None) -> Path | None:
+    """``--classifier`` as a file: a path, or the classifier shipped beside a named model
+    (``weights/<name>-classifier.safetensors``); by default that of a shipped ``--weights``
+    (``None``: the MNIST classifier)."""
+    from cinn_cli.files.model_file import shipped_weights
+    from cinn_cli.tasks import shipped_names
+    from cinn_cli.tasks.mnist.metrics import CLASSIFIER_FILE
+
+    name = classifier if classifier is not None else weights
+    if name in shipped_names() and not Path(name).exists():
+        path = shipped_weights(f"{name}-classifier")
+        if classifier is None and path.name == CLASSIFIER_FILE:
+            return None  # the default one, not named in the results
+        if path.is_file():
+            return path
+        if classifier is not None:
+            raise click.BadParameter(f"no classifier is shipped for {name!r}", param_hint="--classifier")
+        return None
+    return Path(classifier) if classifier is not None else None
 
 
 def _print_evaluation(r: dict) -> None:
@@ -391,17 +487,29 @@ def _print_evaluation(r: dict) -> None:
 
 
 @click.command()
-@mnist_data_option
+@data_option(
+    "The images whose latents give the axes: a folder with the MNIST IDX files (the test split), or a folder "
+    "per class as cinn train classes reads. Default: $CINN_MNIST.",
+    required=False,
+    exists=False,
+)
 @weights_option("MNIST")
 @click.option(
     "--digit",
     "-d",
     "digit_spec",
     default=None,
-    help="Digits to explore: 7, a list 3,5 or a range 0-9 [default: 0-9].",
+    help="Digits (class labels) to explore: 7, a list 3,5 or a range 0-9 [default: every class].",
 )
 @click.option(
-    "--axes", default=4, show_default=True, type=click.IntRange(1, 32), help="Principal axes per digit (rows)."
+    "--class",
+    "classes",
+    multiple=True,
+    metavar="NAME",
+    help="A class to explore by its name in the model file (repeatable; 'all': every class); instead of --digit.",
+)
+@click.option(
+    "--axes", default=4, show_default=True, type=click.IntRange(1, 32), help="Principal axes per class (rows)."
 )
 @click.option(
     "--steps", default=9, show_default=True, type=click.IntRange(3, 41), help="Images per axis, -2 to +2 std."
@@ -411,35 +519,44 @@ def _print_evaluation(r: dict) -> None:
     default=1000,
     show_default=True,
     type=click.IntRange(2),
-    help="Test images per digit whose latents give the axes.",
+    help="Images per class whose latents give the axes (the first ones, in data order).",
 )
 @click.option("-o", "--out", default="explore", show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @overwrite_option
 @device_option
 @json_option
-def explore(data_dir, weights, digit_spec, axes, steps, images, out, overwrite, device, json_lines):
-    """Walk the principal axes of each digit's latents (the paper's latent-space figure).
+def explore(data_dir, weights, digit_spec, classes, axes, steps, images, out, overwrite, device, json_lines):
+    """Walk the principal axes of each class's latents (the paper's latent-space figure).
 
-    The test images of each digit are encoded under it and the principal axes of their latents
-    found. DIR/<digit>-axes.png has one row per axis (--axes), walking it from -2 to +2 standard
-    deviations (--steps images; the centre column is the digit's mean latent), each point decoded
-    under the digit. DIR/style-<i>.png walks the i-th style axis: the principal axes of every
-    digit's latents, each centred on its own digit's mean, so one axis means one change of
-    handwriting for all digits (a row per digit). --json prints each axis's share of the variance.
+    The images of each class are encoded under it and the principal axes of their latents
+    found. DIR/<class>-axes.png has one row per axis (--axes), walking it from -2 to +2 standard
+    deviations (--steps images; the centre column is the class's mean latent), each point decoded
+    under the class. DIR/style-<i>.png walks the i-th style axis: the principal axes of every
+    class's latents, each centred on its own class's mean, so one axis means one change of style
+    (for digits: slant, stroke width) for all classes (a row per class). --json prints each
+    axis's share of the variance. File names use the class as cinn sample's do.
     """
     from cinn_cli.batch.report import RunReport
     from cinn_cli.tasks import resolve_weights
-    from cinn_cli.tasks.mnist.data import load_mnist
     from cinn_cli.tasks.mnist.explore import explore as run_explore
     from cinn_cli.tasks.mnist.explore import first_per_class
     from cinn_cli.tasks.mnist.sample import load_mnist_model
 
-    digits = parse_digits(digit_spec) if digit_spec is not None else list(range(10))
+    if classes and digit_spec is not None:
+        raise click.UsageError("give --digit or --class, not both")
     report = RunReport("explore", extra={"out": str(out)})
     with interruptible(report), user_errors():
-        test_images, labels = load_mnist(mnist_data(data_dir), "test")
-        keep = first_per_class(labels, images)
         model, info = load_mnist_model(resolve_weights(weights, "mnist"), resolve_device(device), exact=True)
+        n_classes = model.config.n_classes
+        digits = class_labels(classes, weights) if classes else list(range(n_classes))
+        if digit_spec is not None:
+            digits = parse_digits(digit_spec)
+        if max(digits) >= n_classes:
+            raise click.BadParameter(
+                f"this model has {n_classes} classes, labels 0-{n_classes - 1}", param_hint="--digit"
+            )
+        test_images, labels = labelled_images(mnist_data(data_dir), model)
+        keep = first_per_class(labels, images)
         result = run_explore(
             model=model,
             model_sha256=info.sha256,
@@ -455,3 +572,17 @@ def explore(data_dir, weights, digit_spec, axes, steps, images, out, overwrite, 
     if json_lines:
         click.echo(json.dumps(result))
     sys.exit(report.finish())
+
+
+def labelled_images(data_dir: Path, model):
+    """``(images (N, C, H, W) or (N, 28, 28) uint8, labels (N,))`` for ``model``: the IDX test split,
+    or every image of a folder per class (its folders the model's classes, its images the model's size)."""
+    from cinn_cli.tasks.mnist.data import has_mnist_files, load_mnist
+    from cinn_cli.tasks.mnist.folders import load_class_folders
+
+    if has_mnist_files(data_dir):
+        return load_mnist(data_dir, "test")
+    data = load_class_folders(data_dir, class_names=model.class_names)
+    if data.image_shape != model.config.image_shape:
+        raise ValueError(f"{data_dir} holds {data.image_shape} images; the model takes {model.config.image_shape}")
+    return data.images, data.labels

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["MnistDataError", "find_mnist_dir", "load_mnist", "read_idx", "SPLIT_PREFIX"]
+__all__ = ["MnistDataError", "find_mnist_dir", "has_mnist_files", "load_mnist", "read_idx", "SPLIT_PREFIX"]
 
 #: File-name prefix of each split.
 SPLIT_PREFIX = {"train": "train", "test": "t10k"}
@@ -123,6 +123,15 @@ def _find_file(data_dir: Path, stem: str) -> Path:
         if p.is_file():
             return p
     raise MnistDataError(f"MNIST file {stem}[.gz] was not found in {data_dir}.")
+
+
+def has_mnist_files(data_dir: str | os.PathLike) -> bool:
+    """Whether ``data_dir`` holds MNIST's training images (raw or ``.gz``, either spelling)."""
+    try:
+        _find_file(Path(data_dir), f"{SPLIT_PREFIX['train']}-images-idx3-ubyte")
+    except MnistDataError:
+        return False
+    return True
 
 
 def load_mnist(data_dir: str | os.PathLike, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""``cinn encode`` (MNIST): digit images -> latent files, with an optional round-trip check."""
+"""``cinn encode`` (MNIST-task models): digit or class images -> latent files, with an optional
+round-trip check."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from cinn_cli.batch.run import BatchRun
 from cinn_cli.batch.stream import Pool, default_workers, latent_targets, progress_bar, readable
 from cinn_cli.files.latents import Latent, save_latent, text_name
 from cinn_cli.flows.base import bits_per_dim
-from cinn_cli.tasks.mnist.sample import load_mnist_model
+from cinn_cli.tasks.mnist.sample import image_size, load_mnist_model
 
 VERIFY_LIMIT = 0.5  # 8-bit units: a larger round-trip error could change a pixel after rounding
 BATCH_SIZE = 256  # images per model call (the result does not depend on it)
@@ -25,28 +26,31 @@ class InputError(ValueError):
     """An input that cannot be encoded; the message is the reason."""
 
 
-def read_digit_image(path: Path) -> np.ndarray:
-    """A 28x28 grayscale digit (white on black, as MNIST) -> uint8 ``(28, 28)``."""
+def read_digit_image(path: Path, shape: tuple[int, int, int] = (1, 28, 28)) -> np.ndarray:
+    """An image of the model's ``shape (C, H, W)`` -> uint8 ``(H, W)`` gray (C = 1: a 28x28 digit,
+    white on black, as MNIST) or ``(H, W, 3)`` RGB."""
     try:
         im = open_image(path)  # the photo checks: empty, unreadable, corrupt, decompression bomb
     except PhotoError as e:
         raise InputError(str(e)) from None
-    if im.size != (28, 28):
-        raise InputError(
-            f"is {im.size[0]}x{im.size[1]}, the MNIST model encodes 28x28 images only "
-            "(for colour photos use --model colorize)"
-        )
-    return np.asarray(im.convert("L"))
+    c, h, w = shape
+    if im.size != (w, h):
+        what = "the MNIST model encodes 28x28 images only" if shape == (1, 28, 28) else f"this model takes {w}x{h}"
+        raise InputError(f"is {im.size[0]}x{im.size[1]}, {what} (for colour photos use --model colorize)")
+    return np.asarray(im.convert("L" if c == 1 else "RGB"))
 
 
-def label_for(path: Path, digit: int | None) -> int:
-    """``--digit``, else the name of the folder holding the image (``3/x.png`` is a 3)."""
+def label_for(path: Path, digit: int | None, class_names: tuple[str, ...] = ()) -> int:
+    """``--digit``, else the name of the folder holding the image: a digit (``3/x.png`` is a 3),
+    or one of the model's ``class_names`` (``Sandal/x.png``)."""
     if digit is not None:
         return digit
     parent = path.absolute().parent.name
-    if len(parent) == 1 and parent.isdigit():
+    if parent in class_names:
+        return class_names.index(parent)
+    if not class_names and len(parent) == 1 and parent.isdigit():
         return int(parent)
-    raise InputError("has no label: give --digit D or put it in a folder named after its digit (3/x.png)")
+    raise InputError("has no label: give --digit D or put it in a folder named after its class (3/x.png)")
 
 
 def encode_images(
@@ -66,8 +70,12 @@ def encode_images(
     batch_size = batch_size or BATCH_SIZE
     pending: list[tuple[Path, Path, np.ndarray, int]] = []
 
+    if digit is not None and digit >= model.config.n_classes:
+        raise ValueError(f"--digit {digit}: this model has {model.config.n_classes} classes")
+    shape, names = model.config.image_shape, model.config.class_names
+
     def read(item: tuple[Path, Path, Path]) -> tuple[np.ndarray, int]:
-        return read_digit_image(item[0]), label_for(item[0], digit)
+        return read_digit_image(item[0], shape), label_for(item[0], digit, names)
 
     items = latent_targets(source, out, shard, overwrite, report)
     with Pool(workers or default_workers()) as pool, progress_bar(source, out, shard, report) as bar:
@@ -86,8 +94,9 @@ def _encode_batch(
 ) -> None:
     dtype = next(model.parameters()).dtype
     pixels = torch.from_numpy(np.stack([b[2] for b in batch])).to(dtype)
+    pixels = pixels.unsqueeze(1) if pixels.dim() == 3 else pixels.permute(0, 3, 1, 2)  # (B, C, H, W)
     # Bin centres: the deterministic dequantization, so floor(256 y) gives the pixels back.
-    y = ((pixels + 0.5) / 256.0).unsqueeze(1).to(device)
+    y = ((pixels + 0.5) / 256.0).to(device)
     labels = torch.tensor([b[3] for b in batch], device=device)
     zs, log_prob = model.encode(y, labels)
     bpd = bits_per_dim(log_prob, y[0].numel()).cpu()
@@ -105,7 +114,7 @@ def _encode_batch(
             zs=[z[i] for z in zs],
             task="mnist",
             condition={"digit": label},
-            image_size="28x28",
+            image_size=image_size(model),
             model_sha256=model_sha256,
             extra={"source": text_name(path.name), "bits_per_dim": f"{float(bpd[i]):.4f}"},
         )

@@ -21,16 +21,21 @@ from cinn_cli.tasks.mnist.metrics import (
 from cinn_cli.tasks.mnist.sample import load_mnist_model
 
 
+def as_nchw(images: Tensor) -> Tensor:
+    """``(N, H, W)`` gray images (MNIST's IDX layout) as ``(N, 1, H, W)``; ``(N, C, H, W)`` as they are."""
+    return images.unsqueeze(1) if images.dim() == 3 else images
+
+
 @torch.no_grad()
 def per_image_bits_per_dim(
     model: nn.Module, images: Tensor, labels: Tensor, device: torch.device, batch_size: int = 500, seed: int = 0
 ) -> Tensor:
-    """``(N,)`` bits/dim of uint8 ``images (N, 28, 28)`` under their ``labels``, with one uniform
-    dequantization draw per image from a fixed seed (EVALUATION.md)."""
+    """``(N,)`` bits/dim of uint8 ``images (N, H, W)`` or ``(N, C, H, W)`` under their ``labels``,
+    with one uniform dequantization draw per image from a fixed seed (EVALUATION.md)."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, len(images), batch_size):
-        k = images[i : i + batch_size].unsqueeze(1).float()
+        k = as_nchw(images[i : i + batch_size]).float()
         y = (k + torch.rand(k.shape, generator=g)) / 256.0
         lp = model.log_prob(y.to(device), labels[i : i + batch_size].to(device))
         out.append(bits_per_dim(lp, y[0].numel()).double().cpu())
@@ -70,9 +75,9 @@ def _dtype(model: nn.Module) -> torch.dtype:
 
 @torch.no_grad()
 def encode_digits(model: nn.Module, images: Tensor, labels: Tensor, device: torch.device) -> list[Tensor]:
-    """Latent levels of uint8 ``images (N, 28, 28)`` under their own ``labels``, encoded at their
-    bin-centre pixels ``(k + 0.5) / 256`` as ``cinn encode`` does."""
-    k = images.unsqueeze(1).float()
+    """Latent levels of uint8 ``images (N, H, W)`` or ``(N, C, H, W)`` under their own ``labels``,
+    encoded at their bin-centre pixels ``(k + 0.5) / 256`` as ``cinn encode`` does."""
+    k = as_nchw(images).float()
     return model(((k + 0.5) / 256.0).to(device, _dtype(model)), labels.to(device))[0]
 
 

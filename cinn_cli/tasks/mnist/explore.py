@@ -21,6 +21,7 @@ from torch import Tensor
 from cinn_cli.batch.images import provenance_text, sheet, write_png
 from cinn_cli.batch.report import RunReport
 from cinn_cli.tasks.mnist.evaluate import encode_digits
+from cinn_cli.tasks.mnist.sample import file_names
 
 SPAN = 2.0  # standard deviations each side of the mean
 
@@ -48,13 +49,16 @@ def _unflatten(flat: Tensor, shapes: list[tuple[int, ...]]) -> list[Tensor]:
 @torch.no_grad()
 def walk(model, mean: Tensor, axes: Tensor, std: Tensor, digit: int, steps: int) -> list[np.ndarray]:
     """Decode ``mean + t * std_i * axis_i`` for each axis and ``steps`` values of t in
-    [-SPAN, SPAN] under ``digit`` -> ``len(axes) * steps`` uint8 (28, 28) images, axis-major."""
+    [-SPAN, SPAN] under ``digit`` -> ``len(axes) * steps`` uint8 ``(H, W)`` gray or ``(H, W, 3)`` RGB
+    images, axis-major."""
     t = torch.linspace(-SPAN, SPAN, steps, dtype=mean.dtype)
     points = mean + (t[None, :, None] * std[:, None, None] * axes[:, None, :]).reshape(-1, mean.shape[-1])
     device = next(model.parameters()).device
     zs = _unflatten(points.to(device), model.latent_shapes())
     x = model.inverse(zs, torch.full((len(points),), digit, dtype=torch.long, device=device))
-    return list(torch.floor(x[:, 0].float().cpu() * 256).clamp(0, 255).to(torch.uint8).numpy())
+    x = x.float().cpu()
+    x = x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)
+    return list(torch.floor(x * 256).clamp(0, 255).to(torch.uint8).numpy())
 
 
 def explore(
@@ -75,11 +79,15 @@ def explore(
     device = next(model.parameters()).device
     text = {**provenance_text(model_sha256), "cinn:steps": str(steps), "cinn:span_std": f"{SPAN:g}"}
     centred, means, result = [], {}, {"digits": {}}
-    for d in range(10):
+    names = file_names(model)
+    for d in range(model.config.n_classes):
         pick = labels == d
         if int(pick.sum()) < 2:  # no spread to find axes in
             if d in digits:
-                report.fail(f"digit {d}", f"{int(pick.sum())} test images of it in the data; at least 2 are needed")
+                report.fail(
+                    f"class {model.class_names[d]}",
+                    f"{int(pick.sum())} images of it in the data; at least 2 are needed",
+                )
             continue
         flat = torch.cat(
             [
@@ -92,10 +100,17 @@ def explore(
         if d not in digits:
             continue
         direction, std, share = principal_axes(centred[-1], axes)
-        result["digits"][str(d)] = {"images": len(flat), "variance_share": share.tolist()}
-        _write(out / f"{d}-axes.png", walk(model, means[d], direction, std, d, steps), steps, text, overwrite, report)
+        result["digits"][model.class_names[d]] = {"images": len(flat), "variance_share": share.tolist()}
+        _write(
+            out / f"{names[d]}-axes.png",
+            walk(model, means[d], direction, std, d, steps),
+            steps,
+            text,
+            overwrite,
+            report,
+        )
     if not centred:
-        raise ValueError("the data holds no test images of these digits")
+        raise ValueError("the data holds no images of these classes")
     direction, std, share = principal_axes(torch.cat(centred), axes)
     result["style_variance_share"] = share.tolist()
     for i in range(len(direction)):

@@ -13,7 +13,7 @@ model file alone rebuilds its model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
@@ -37,7 +37,8 @@ from cinn_cli.tasks.mnist.condnet import LabelFeatures, OneHot
 
 @dataclass(frozen=True)
 class MnistConfig(ConfigDict):
-    """Class-conditional MNIST cINN.
+    """Class-conditional cINN on small images of one size (MNIST's 1x28x28 unless ``image_shape``
+    says otherwise: 1 or 3 channels, sides of 4 to 64 pixels, multiples of 4 for "multiscale").
 
     ``arch="fc"`` is the reference minimal model: flatten, then ``blocks[0]`` x [fixed random
     permutation, fully connected affine coupling of width ``hidden[0]``] on the one-hot label.
@@ -68,9 +69,11 @@ class MnistConfig(ConfigDict):
     class_names: tuple[str, ...] = ()
     # `cinn sample`'s and `cinn eval`'s default -t for this model: data other than MNIST may want another.
     sample_temperature: float = SAMPLE_TEMPERATURE
+    # (channels, height, width) of the images; left out of the stored config while it is MNIST's,
+    # so MNIST model files are byte for byte what they were before other sizes existed.
+    image_shape: tuple[int, int, int] = field(default=(1, 28, 28), metadata={"omit_default": True})
 
     task = "mnist"
-    image_shape = (1, 28, 28)
 
 
 PRESETS: dict[str, MnistConfig] = {
@@ -131,10 +134,20 @@ def _build_multiscale(cfg: MnistConfig) -> tuple[Flow, nn.Module]:
     return Flow(steps), LabelFeatures(cfg.n_classes, cond_shapes)
 
 
-class MnistCINN(ConditionalFlow):
-    """Class-conditional cINN on 28x28 digits.
+def check_image_shape(shape: tuple[int, ...], arch: str) -> None:
+    """Refuse an image shape the architecture cannot take, in one sentence."""
+    if len(shape) != 3 or shape[0] not in (1, 3) or not all(4 <= s <= 64 for s in shape[1:]):
+        raise ValueError(f"image_shape {tuple(shape)} must be (1 or 3 channels, height, width) with sides 4-64")
+    if arch == "multiscale" and (shape[1] % 4 or shape[2] % 4):
+        raise ValueError(
+            f"the multiscale model halves the image twice: {shape[1]}x{shape[2]} needs sides that are multiples of 4"
+        )
 
-    ``x (B, 1, 28, 28)`` in [0, 1] (dequantized pixels ``(k + u) / 256``), ``labels (B,)`` int64.
+
+class MnistCINN(ConditionalFlow):
+    """Class-conditional cINN on small images (MNIST's 28x28 digits, or ``config.image_shape``).
+
+    ``x (B, C, H, W)`` in [0, 1] (dequantized pixels ``(k + u) / 256``), ``labels (B,)`` int64.
     ``forward -> (zs, logdet)`` with ``zs`` a list of ``(B, ...)`` latent levels.
     """
 
@@ -144,6 +157,7 @@ class MnistCINN(ConditionalFlow):
         build = {"fc": _build_fc, "multiscale": _build_multiscale}.get(config.arch)
         if build is None:
             raise ValueError(f"unknown MNIST architecture {config.arch!r} (expected 'fc' or 'multiscale')")
+        check_image_shape(config.image_shape, config.arch)
         names = config.class_names
         if names and (
             len(names) != config.n_classes
@@ -187,7 +201,8 @@ class MnistCINN(ConditionalFlow):
         return v * cfg.data_std + cfg.data_mean
 
     def latent_shapes(self, height: int | None = None, width: int | None = None) -> list[tuple[int, ...]]:
-        """Shapes (without batch) of the latent levels, in exit order (digits are 28x28 only)."""
-        if (height, width) not in ((None, None), self.config.image_shape[1:]):
-            raise ValueError(f"the MNIST model takes 28x28 digits only, got {height}x{width}")
+        """Shapes (without batch) of the latent levels, in exit order (one image size per model)."""
+        _, h, w = self.config.image_shape
+        if (height, width) not in ((None, None), (h, w)):
+            raise ValueError(f"this model takes {w}x{h} images only, got {width}x{height}")
         return self.flow.latent_shapes(self.config.image_shape)

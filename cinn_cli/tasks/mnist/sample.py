@@ -1,8 +1,10 @@
-"""``cinn sample``: class-conditional digits from a model file, with their latents beside them."""
+"""``cinn sample``: class-conditional images (MNIST digits, or a ``cinn train classes`` model's) from a
+model file, with their latents beside them."""
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +22,22 @@ class SampleJob:
     digit: int
     index: int  # 1-based
     seed: int  # per-image seed
+    name: str  # the class in file names (file_names)
 
     @property
     def stem(self) -> str:
-        return f"{self.digit}-{self.index:04d}"
+        return f"{self.name}-{self.index:04d}"
+
+
+def file_names(model) -> list[str]:
+    """Each label's name in output file names: the digit for MNIST (and any model whose file names
+    no classes), else the class name with every character other than letters, digits, ``-``,
+    ``_`` and ``.`` made ``_`` ("Ankle boot" -> ``Ankle_boot``); the labels when two names would
+    give one file name."""
+    if not model.config.class_names:
+        return [str(i) for i in range(model.config.n_classes)]
+    safe = [re.sub(r"[^A-Za-z0-9._-]", "_", n).lstrip(".") or "_" for n in model.class_names]
+    return safe if len(set(safe)) == len(safe) else [str(i) for i in range(len(safe))]
 
 
 def load_mnist_model(weights: Path, device: torch.device, exact: bool = False):
@@ -39,6 +53,27 @@ def load_mnist_model(weights: Path, device: torch.device, exact: bool = False):
     return (model.double() if exact and device.type != "mps" else model), info
 
 
+def image_pixels(x: Tensor):
+    """Model output ``x (B, C, H, W)`` in [0, 1] -> uint8 ``(B, H, W)`` gray or ``(B, H, W, 3)`` RGB
+    pixels, ``floor(256 x)`` (``quantize``; raises on non-finite values)."""
+    return quantize(x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1))
+
+
+def image_size(model) -> str:
+    """A latent file's ``image_size``: ``"WxH"`` of the model's images."""
+    _, h, w = model.config.image_shape
+    return f"{w}x{h}"
+
+
+def class_text(model, label: int) -> dict[str, str]:
+    """PNG text naming the class, for models whose file names their classes (MNIST's does not)."""
+    return {"cinn:class": model.class_names[label]} if model.config.class_names else {}
+
+
+def pil_mode(model) -> str:
+    return "L" if model.config.image_shape[0] == 1 else "RGB"
+
+
 def sample_seed(seed: int, digit: int, k: int) -> int:
     """The seed of sample ``k`` (1-based) of ``digit`` in a run with ``seed``."""
     return derive_seed(seed, f"{digit}-{k:04d}", 0)
@@ -46,7 +81,7 @@ def sample_seed(seed: int, digit: int, k: int) -> int:
 
 @torch.no_grad()
 def draw_digits(model, digit: int, seeds: list[int], temperature: float) -> tuple[list[list[Tensor]], Tensor]:
-    """One latent per seed (``draw_latent``) decoded under ``digit`` -> ``(latents, x (B, 1, 28, 28))``,
+    """One latent per seed (``draw_latent``) decoded under ``digit`` -> ``(latents, x (B, C, H, W))``,
     ``x`` in [0, 1] on the model's device (not checked for finiteness)."""
     device = next(model.parameters()).device
     zs_each = [draw_latent(model.latent_shapes(), s, temperature) for s in seeds]
@@ -73,8 +108,9 @@ def sample_digits(
     out.mkdir(parents=True, exist_ok=True)
     provenance = {**provenance_text(info.sha256), "cinn:temperature": repr(temperature)}
     report.unit, report.total = "samples", len(digits) * n
+    names = file_names(model)
     for digit in digits:
-        jobs = [SampleJob(digit, k, sample_seed(seed, digit, k)) for k in range(1, n + 1)]
+        jobs = [SampleJob(digit, k, sample_seed(seed, digit, k), names[digit]) for k in range(1, n + 1)]
         todo = [j for j in jobs if overwrite or not _outputs_exist(out, j, latents)]
         for j in jobs:
             if j not in todo:
@@ -86,7 +122,7 @@ def sample_digits(
             report.started += len(chunk)
             zs_each, x = draw_digits(model, digit, [j.seed for j in chunk], temperature)
             finite = torch.isfinite(x.flatten(1)).all(1).tolist()
-            pixels = quantize(torch.nan_to_num(x[:, 0]))  # the non-finite ones are not written
+            pixels = image_pixels(torch.nan_to_num(x))  # the non-finite ones are not written
             for j, px, z, ok in zip(chunk, pixels, zs_each, finite, strict=True):
                 png = out / f"{j.stem}.png"
                 if not ok:
@@ -95,6 +131,7 @@ def sample_digits(
                 text = {
                     **provenance,
                     "cinn:digit": str(digit),
+                    **class_text(model, digit),
                     "cinn:index": str(j.index),
                     "cinn:seed": str(j.seed),
                 }
@@ -105,7 +142,7 @@ def sample_digits(
                         zs=z,
                         task="mnist",
                         condition={"digit": digit},
-                        image_size="28x28",
+                        image_size=image_size(model),
                         model_sha256=info.sha256,
                         seed=j.seed,
                         temperature=temperature,
@@ -113,8 +150,8 @@ def sample_digits(
                     save_latent(out / f"{j.stem}.safetensors", latent)
                 report.wrote(str(png), digit=digit, index=j.index, seed=j.seed)
         complete = all(j.index in tiles or (out / f"{j.stem}.png").exists() for j in jobs)  # none failed
-        if make_grid and complete and (tiles or overwrite or not (out / f"{digit}-grid.png").exists()):
-            _write_grid(out, digit, jobs, tiles, provenance, seed)
+        if make_grid and complete and (tiles or overwrite or not (out / f"{names[digit]}-grid.png").exists()):
+            _write_grid(out, digit, jobs, tiles, {**provenance, **class_text(model, digit)}, seed, pil_mode(model))
 
 
 def _outputs_exist(out: Path, job: SampleJob, latents: bool) -> bool:
@@ -123,7 +160,9 @@ def _outputs_exist(out: Path, job: SampleJob, latents: bool) -> bool:
     return (out / f"{job.stem}.png").exists() or (out / f"{job.stem}.safetensors").exists()
 
 
-def _write_grid(out: Path, digit: int, jobs: list[SampleJob], tiles: dict, provenance: dict, seed: int) -> None:
+def _write_grid(
+    out: Path, digit: int, jobs: list[SampleJob], tiles: dict, provenance: dict, seed: int, mode: str
+) -> None:
     """Contact sheet of all ``n`` samples of one digit (reading back the ones skipped this run)."""
     import numpy as np
     from PIL import Image
@@ -134,9 +173,9 @@ def _write_grid(out: Path, digit: int, jobs: list[SampleJob], tiles: dict, prove
             images.append(tiles[j.index])
         else:
             with Image.open(out / f"{j.stem}.png") as im:
-                images.append(np.asarray(im.convert("L")))
+                images.append(np.asarray(im.convert(mode)))
     write_png(
-        out / f"{digit}-grid.png",
+        out / f"{jobs[0].name}-grid.png",
         sheet(images),
         {**provenance, "cinn:digit": str(digit), "cinn:run_seed": str(seed)},
     )
@@ -165,6 +204,7 @@ def decode_latents(
     model, info = load_mnist_model(weights, device)
     exact = None  # the float64 copy, made when the first float64 (encoded) latent comes
     shapes = model.latent_shapes()
+    names = file_names(model)
     provenance = provenance_text(info.sha256)
     scale = 1.0 if digits is None else transfer_temperature
     fields = {} if digits is None else {"transfer_temperature": scale}  # recorded for style transfer only
@@ -179,8 +219,11 @@ def decode_latents(
                 report.fail(str(path), str(e).removeprefix(f"{path}: "))
                 continue
             own = latent.condition.get("digit")
+            if own >= model.config.n_classes:
+                report.fail(str(path), f"its class {own} is not one of this model's {model.config.n_classes}")
+                continue
             wanted = [(own, out / rel.with_suffix(".png"))] if digits is None else []
-            wanted += [(d, out / rel.parent / f"{rel.stem}-{d}.png") for d in digits or []]
+            wanted += [(d, out / rel.parent / f"{rel.stem}-{names[d]}.png") for d in digits or []]
             todo = []
             for d, target in wanted:
                 if target.exists() and not overwrite:
@@ -201,17 +244,17 @@ def decode_latents(
             if not bool(torch.isfinite(x).all()):
                 report.fail(str(path), NON_FINITE)
                 continue
-            pixels = quantize(x[:, 0])
+            pixels = image_pixels(x)
             text = {**provenance, "cinn:latent": text_name(path.name)}
             for (d, target), px in zip(todo, pixels, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                write_png(target, px, {**text, "cinn:digit": str(d)})
+                write_png(target, px, {**text, "cinn:digit": str(d), **class_text(model, d)})
                 report.wrote(str(target), latent=str(path), digit=d, **fields)
             if digits is not None and len(digits) > 1:  # style transfer: one row, the digits in order
-                _write_transfer_sheet(out / rel.parent / f"{rel.stem}-grid.png", wanted, text)
+                _write_transfer_sheet(out / rel.parent / f"{rel.stem}-grid.png", wanted, text, pil_mode(model))
 
 
-def _write_transfer_sheet(path: Path, wanted: list, text: dict) -> None:
+def _write_transfer_sheet(path: Path, wanted: list, text: dict, mode: str) -> None:
     """The sheet of one latent decoded under every ``--digit`` (read back from the PNGs, so the
     ones skipped this run appear too); not counted as an output, like ``--grid``'s."""
     import numpy as np
@@ -220,7 +263,7 @@ def _write_transfer_sheet(path: Path, wanted: list, text: dict) -> None:
     tiles = []
     for _, target in wanted:
         with Image.open(target) as im:
-            tiles.append(np.asarray(im.convert("L")))
+            tiles.append(np.asarray(im.convert(mode)))
     write_png(path, sheet(tiles, columns=len(tiles)), text)
 
 
@@ -252,10 +295,15 @@ def interpolate_latents(
     zs = [torch.stack([p[level].to(dtype) for p in path]).to(device) for level in range(len(shapes))]
     out.mkdir(parents=True, exist_ok=True)
     for d in digits if digits is not None else [a.condition.get("digit", 0)]:
-        name = f"{start.stem}-{end.stem}-{d}"
+        name = f"{start.stem}-{end.stem}-{file_names(model)[d]}"
         with torch.no_grad():
-            pixels = quantize(model.inverse(zs, torch.full((steps,), d, device=device))[:, 0])
-        text = {**provenance_text(info.sha256), "cinn:digit": str(d), "cinn:path": f"slerp {start.name} {end.name}"}
+            pixels = image_pixels(model.inverse(zs, torch.full((steps,), d, device=device)))
+        text = {
+            **provenance_text(info.sha256),
+            "cinn:digit": str(d),
+            **class_text(model, d),
+            "cinn:path": f"slerp {start.name} {end.name}",
+        }
         # every file is an output: each frame, then the strip (scaled up as the contact sheets)
         files = [(out / f"{name}-{i:02d}.png", px, {"step": i}) for i, px in enumerate(pixels)]
         files.append((out / f"{name}.png", sheet(list(pixels), columns=steps), {"steps": steps, "strip": True}))
@@ -268,11 +316,12 @@ def interpolate_latents(
 
 
 def digit_condition(condition: dict, task: str, path: str) -> None:
-    """An MNIST latent's condition is ``{"digit": d}``, d an integer 0-9."""
+    """An MNIST-task latent's condition is ``{"digit": d}``, d its class's label (an integer 0-999;
+    the model decoding it checks it has that class)."""
     if task != "mnist":
         return  # another task's latent: refused by check_latent_fits, with its task named
     digit = condition.get("digit")
-    if type(digit) is not int or not 0 <= digit <= 9:  # type(): True is an int to isinstance
+    if type(digit) is not int or not 0 <= digit <= 999:  # type(): True is an int to isinstance
         from cinn_cli.files.latents import LatentFileError
 
-        raise LatentFileError(f"{path}: an 'mnist' latent whose condition's digit {digit!r} is not an integer 0-9")
+        raise LatentFileError(f"{path}: an 'mnist' latent whose condition's digit {digit!r} is not an integer 0-999")

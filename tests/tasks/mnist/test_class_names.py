@@ -23,8 +23,17 @@ def test_train_stores_the_names_and_sample_draws_by_name(mnist_dir, tmp_path):
     )
     assert drawn.exit_code == 0, drawn.output
     assert sorted(p.name for p in (tmp_path / "s").glob("*.png")) == [
-        "8-0001.png", "8-0002.png", "8-grid.png", "9-0001.png", "9-0002.png", "9-grid.png"
-    ]  # fmt: skip
+        "Ankle_boot-0001.png",
+        "Ankle_boot-0002.png",
+        "Ankle_boot-grid.png",
+        "Bag-0001.png",
+        "Bag-0002.png",
+        "Bag-grid.png",
+    ]  # fmt: skip  (named classes name the files: a space is made "_")
+    from PIL import Image
+
+    with Image.open(tmp_path / "s" / "Ankle_boot-0001.png") as im:
+        assert (im.text["cinn:digit"], im.text["cinn:class"]) == ("9", "Ankle boot")
     every = invoke("sample", "--weights", model, "--class", "all", "-n", 1, "-o", tmp_path / "a", "--json")
     summary = [json.loads(line) for line in every.output.splitlines() if line.startswith("{")][-1]
     assert every.exit_code == 0 and summary["written"] == 10
