@@ -175,7 +175,15 @@ def _colorize_from_latents(run, from_latents, transfer_levels: str, device: str,
 
 
 @click.command("colorize")
-@data_option("Folder of colour photos (recursive; png, jpg, webp, ...).")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of colour photos (recursive; png, jpg, webp, ...); repeat to train on several "
+    "(--data train --data extra).",
+)
 @click.option(
     "--val",
     "val_dir",

@@ -48,6 +48,11 @@ def load_photos(folder: Path, max_short: int = PHOTO_MAX_SHORT, log=None) -> lis
     return photos
 
 
+def as_folders(data_dir: Path | list[Path] | tuple[Path, ...]) -> list[Path]:
+    """``--data``: one folder, or several (``--data train --data extra``), their photos in that order."""
+    return [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+
+
 def crop_pyramid(rgb, crop: int) -> list[Tensor]:
     """``(3, h, w)`` uint8 tensors of the photo at 1, 1/2 and 1/4 of its size, keeping only the
     scales whose short side is at least ``crop`` (a smaller photo is enlarged to ``crop``)."""
@@ -79,7 +84,7 @@ class ColorizeTask:
     def __init__(
         self,
         model,
-        train_dir: Path,
+        train_dir: Path | list[Path],
         val_dir: Path | None,
         noise,
         crops_per_photo: int = 64,
@@ -93,7 +98,7 @@ class ColorizeTask:
         self.crop_sizes = tuple(crop_sizes or (self.crop,))
         for size in self.crop_sizes:
             model.check_size(size, size)  # raises ValueError naming the sizes the model takes
-        photos = load_photos(train_dir)
+        photos = [p for folder in as_folders(train_dir) for p in load_photos(folder)]
         # per crop size, each photo at the scales whose short side is at least that size
         self.pyramids_by_size = {size: [crop_pyramid(p, size) for p in photos] for size in self.crop_sizes}
         self.pyramids = self.pyramids_by_size[self.crop_sizes[0]]
@@ -183,7 +188,7 @@ def ab_bits(model: nn.Module, rgb: Tensor, noise, device: torch.device, batch_si
 
 def train_colorize(
     *,
-    data_dir: Path,
+    data_dir: Path | list[Path],
     val_dir: Path | None,
     out: Path,
     preset: str,
@@ -205,7 +210,7 @@ def train_colorize(
     init: str | None = None,
     colour_loss: float = 0.0,
 ):
-    """Train a colorization model on a folder of photos (``val_dir``: held-out photos)."""
+    """Train a colorization model on the photos of one folder or several (``val_dir``: held-out photos)."""
     from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN
 
     recipe = with_overrides(COLORIZE_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
@@ -225,7 +230,8 @@ def train_colorize(
         recipe,
         seed,
         device,
-        data=f"{data_dir} ({len(task.pyramids)} photos, {crops_per_photo} crops each per epoch)",
+        data=f"{', '.join(map(str, as_folders(data_dir)))} ({len(task.pyramids)} photos, "
+        f"{crops_per_photo} crops each per epoch)",
         crop_sizes=list(task.crop_sizes),
         val=str(val_dir) if val_dir is not None else "",
         dequantization="ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),

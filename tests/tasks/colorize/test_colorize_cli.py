@@ -274,6 +274,18 @@ def test_training_crops_follow_the_recipe(setup):
     assert ab.shape == (5, 2, 8, 8) and L.shape == (5, 1, 16, 16) and 0 <= L.min() and L.max() <= 100
 
 
+def test_training_on_several_folders_takes_every_photo_in_order(setup):
+    """--data A --data B: the photos of A, then B's (the same task as one folder holding both)."""
+    from cinn_cli.tasks.colorize.train import ColorizeTask
+
+    root, _ = setup
+    model, noise = ColorizeCINN(ColorizeConfig(**TINY_COLORIZE)), ((-0.5, -0.5), (0.5, 0.5))
+    both = ColorizeTask(model, [root / "train", root / "val"], None, noise, 3)
+    one = ColorizeTask(model, root / "train", None, noise, 3)
+    assert both.n_train == 18 and len(both.pyramids) == 6
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(one.pyramids, both.pyramids[:4], strict=True))
+
+
 def test_training_crop_sizes_one_size_per_batch(setup):
     """--crop-sizes: each batch at one of the sizes, drawn from the run's generator; one size
     (the default) draws nothing extra, so a run without the option keeps its random stream."""
