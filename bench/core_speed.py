@@ -37,11 +37,15 @@ made every step 2-5x slower and very noisy (OpenMP workers wait for a deschedule
 The last line is machine-readable:
     core_speed train_ratio=<geomean over the 2 archs> sample_ratio=<...> efficiency=<...>
 where efficiency = achieved FLOP/s of our mnist (fully connected) training step / mm FLOP/s.
+With ``--compile`` it adds ``compiled_train_ratio=<geomean, our compiled step against FrEIA's
+eager one> break_even_steps=<the slower architecture's>``: the compile time over the time a
+compiled step saves (sampling is never compiled: the CLI must start without compile latency).
 
 Usage:
     python bench/core_speed.py                 # 1 thread, 7 rounds after 1 warm-up (~2-4 min here)
     python bench/core_speed.py --quick         # smoke test: 1 round (~1 min)
     python bench/core_speed.py --threads 2     # all cores: only on an otherwise idle machine
+    python bench/core_speed.py --compile       # plus our compiled training steps (a few minutes more)
     python bench/core_speed.py --profile mnist # torch.profiler tables, ours and FrEIA; no timing
 """
 
@@ -388,16 +392,25 @@ def check_equivalence(arch: dict) -> float:
 # --------------------------------------------------------------------------- timing
 
 
-def make_train_step(arch: dict, which: str, x, cond) -> Callable[[], None]:
+def make_train_step(arch: dict, which: str, x, cond, compiled: bool = False) -> Callable[[], None]:
+    """One training step of ``which`` (``ours`` or ``freia``); ``compiled``: the loss (forward and,
+    through AOTAutograd, backward) runs through ``torch.compile`` as ``cinn train --compile`` runs
+    it, the Adam step eager. The first call of a compiled step compiles."""
     model = arch[which]
     fwd = arch[f"{which}_fwd"]
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     dims = arch["dims"]
 
+    def loss_of(x: Tensor, cond) -> Tensor:
+        zs, logdet = fwd(x, cond)
+        return nll_loss(zs, logdet, dims)
+
+    if compiled:
+        loss_of = torch.compile(loss_of)
+
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        zs, logdet = fwd(x, cond)
-        loss = nll_loss(zs, logdet, dims)
+        loss = loss_of(x, cond)
         loss.backward()
         opt.step()
 
@@ -474,6 +487,12 @@ def main(argv: list[str] | None = None) -> None:
         "--threads 1, else wall",
     )
     ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time our training steps through torch.compile (as cinn train --compile); the "
+        "compile time is printed and kept out of the medians, with the steps it takes to pay back",
+    )
+    ap.add_argument(
         "--profile",
         choices=["mnist", "conv"],
         default=None,
@@ -513,13 +532,20 @@ def main(argv: list[str] | None = None) -> None:
         assert n_o == n_f, f"{arch['name']}: parameter counts differ ({n_o} vs {n_f})"
     assert n_trainable(archs[0]["ours"]) == MNIST_PARAMS
 
-    # Tasks: (arch, phase) -> {"ours": fn, "freia": fn}; plus the matmul probe.
+    # Tasks: (arch, phase) -> {"ours": fn, "freia": fn[, "compiled": fn]}; plus the matmul probe.
     g = torch.Generator().manual_seed(0)
     tasks = []
+    compile_seconds: dict[str, float] = {}
     for arch in archs:
         x, cond, zs = arch["make_batch"](arch["batch"], g)
         for phase, make, data in (("train", make_train_step, x), ("sample", make_sample, zs)):
-            tasks.append((arch, phase, {w: make(arch, w, data, cond) for w in ("ours", "freia")}))
+            fns = {w: make(arch, w, data, cond) for w in ("ours", "freia")}
+            if phase == "train" and args.compile:
+                fns["compiled"] = make_train_step(arch, "ours", x, cond, compiled=True)
+                # the first call compiles (and runs one step): its wall time, not in any median
+                compile_seconds[arch["name"]] = timed(fns["compiled"])[0]
+                print(f"  {arch['name']:5s} ours compiled: first step (compile) {compile_seconds[arch['name']]:.1f} s")
+            tasks.append((arch, phase, fns))
     a = torch.randn(MM_N, MM_N)
     b = torch.randn(MM_N, MM_N)
 
@@ -536,7 +562,7 @@ def main(argv: list[str] | None = None) -> None:
             mm["cpu"].append(mm_flop / tc)
         for i, (arch, phase, fns) in enumerate(tasks):
             # alternate which implementation goes first, so neither always runs on a hot cache
-            order = ("ours", "freia") if (r + i) % 2 == 0 else ("freia", "ours")
+            order = sorted(fns, reverse=(r + i) % 2 == 1)  # compiled, freia, ours and back
             for which in order:
                 tw, tc = timed(fns[which])
                 if measuring:
@@ -546,12 +572,17 @@ def main(argv: list[str] | None = None) -> None:
 
     summary: dict[str, dict[str, float]] = {}
     for clk in (clock, "wall" if clock == "cpu" else "cpu"):
-        summary[clk] = report(clk, clk == clock, tasks, times[clk], mm[clk])
+        summary[clk] = report(clk, clk == clock, tasks, times[clk], mm[clk], compile_seconds)
     s = summary[clock]
     print(f"  timed loop: {elapsed:.0f} s wall")
+    compiled = (
+        f" compiled_train_ratio={s['compiled_train_ratio']:.3f} break_even_steps={s['break_even_steps']:.0f}"
+        if args.compile
+        else ""
+    )
     print(
         f"core_speed train_ratio={s['train_ratio']:.3f} sample_ratio={s['sample_ratio']:.3f} "
-        f"efficiency={s['efficiency']:.3f}"
+        f"efficiency={s['efficiency']:.3f}{compiled}"
     )
 
 
@@ -561,6 +592,7 @@ def report(
     tasks: list,
     times: dict[tuple[str, str, str], list[float]],
     mm: list[float],
+    compile_seconds: dict[str, float],
 ) -> dict[str, float]:
     """Print one clock's table and return its summary numbers."""
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -571,19 +603,32 @@ def report(
         f"  {'arch':5s} {'phase':6s} {'batch':>5s} {'ours ms':>9s} {'FrEIA ms':>9s} {'FrEIA/ours':>10s} "
         f"{'paired':>7s} {'ours img/s':>10s} {'FrEIA img/s':>11s}   min-max ms ours / FrEIA"
     )
-    ratios: dict[str, list[float]] = {"train": [], "sample": []}
-    for arch, phase, _ in tasks:
+    ratios: dict[str, list[float]] = {"train": [], "sample": [], "compiled": []}
+    break_even: list[float] = []
+    for arch, phase, fns in tasks:
         name, bs = arch["name"], arch["batch"]
-        lo, lf = times[(name, phase, "ours")], times[(name, phase, "freia")]
-        to, tf = med[(name, phase, "ours")], med[(name, phase, "freia")]
-        ratios[phase].append(tf / to)
-        # median of the per-round ratios (ours and FrEIA timed back to back): robust to slow load drift
-        paired = statistics.median(f / o for o, f in zip(lo, lf, strict=True))
-        print(
-            f"  {name:5s} {phase:6s} {bs:5d} {to * 1e3:9.1f} {tf * 1e3:9.1f} {tf / to:10.3f} {paired:7.3f} "
-            f"{bs / to:10.0f} {bs / tf:11.0f}   {min(lo) * 1e3:.0f}-{max(lo) * 1e3:.0f} / "
-            f"{min(lf) * 1e3:.0f}-{max(lf) * 1e3:.0f}"
-        )
+        for which, row in (("ours", phase), ("compiled", "+comp")):
+            if which not in fns:
+                continue
+            lo, lf = times[(name, phase, which)], times[(name, phase, "freia")]
+            to, tf = med[(name, phase, which)], med[(name, phase, "freia")]
+            ratios[phase if which == "ours" else "compiled"].append(tf / to)
+            # median of the per-round ratios (ours and FrEIA timed back to back): robust to slow load drift
+            paired = statistics.median(f / o for o, f in zip(lo, lf, strict=True))
+            print(
+                f"  {name:5s} {row:6s} {bs:5d} {to * 1e3:9.1f} {tf * 1e3:9.1f} {tf / to:10.3f} {paired:7.3f} "
+                f"{bs / to:10.0f} {bs / tf:11.0f}   {min(lo) * 1e3:.0f}-{max(lo) * 1e3:.0f} / "
+                f"{min(lf) * 1e3:.0f}-{max(lf) * 1e3:.0f}"
+            )
+        if "compiled" in fns:
+            saved = med[(name, phase, "ours")] - med[(name, phase, "compiled")]
+            # the compile's first step also trained: only its excess over a compiled step is the cost
+            cost = compile_seconds[name] - med[(name, phase, "compiled")]
+            break_even.append(cost / saved if saved > 0 else math.inf)
+            print(
+                f"        compile {compile_seconds[name]:.1f} s, saves {saved * 1e3:.1f} ms/step: "
+                f"pays back after {break_even[-1]:,.0f} steps"
+            )
 
     # FLOPs of one fully connected (mnist) training step, counting only the Linear layers:
     #   flops = 3 * 2 * MACs_fwd * batch
@@ -602,11 +647,15 @@ def report(
         f"  mnist train step: {macs:,} Linear MACs/sample x 6 x {MNIST_BATCH} = {fc_flops / 1e9:.1f} GFLOP "
         f"in {t_fc * 1e3:.0f} ms = {fc_flops / t_fc / 1e9:.0f} GFLOP/s -> efficiency {efficiency:.3f}"
     )
-    return {
+    summary = {
         "train_ratio": math.sqrt(ratios["train"][0] * ratios["train"][1]),
         "sample_ratio": math.sqrt(ratios["sample"][0] * ratios["sample"][1]),
         "efficiency": efficiency,
     }
+    if ratios["compiled"]:
+        summary["compiled_train_ratio"] = math.sqrt(ratios["compiled"][0] * ratios["compiled"][1])
+        summary["break_even_steps"] = max(break_even)  # the slower architecture's
+    return summary
 
 
 if __name__ == "__main__":

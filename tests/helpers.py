@@ -146,3 +146,33 @@ def cli(*args) -> list[str]:
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (hidden ones included) by relative path -> bytes."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- tiny training runs
+
+# the --config overrides of the tiny multi-scale MNIST model the training tests run
+TINY_TRAINING = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
+
+
+def run_tiny(mnist_dir, out, steps=6, resume=False, precision="fp32", compile_mode="off"):
+    """A seeded tiny MNIST training run of ``steps`` steps (batch 16): ``(model, TrainResult)``."""
+    from cinn_cli.tasks.mnist.train import train_mnist
+
+    return train_mnist(
+        data_dir=mnist_dir,
+        out=out,
+        preset="default",
+        device=torch.device("cpu"),
+        epochs=None,
+        steps=steps,
+        batch_size=16,
+        lr=1e-3,
+        seed=0,
+        resume=resume,
+        checkpoint_minutes=60,
+        eval_every=4,
+        config_overrides=TINY_TRAINING,
+        progress=False,
+        precision=precision,
+        compile_mode=compile_mode,
+    )

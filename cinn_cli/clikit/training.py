@@ -32,6 +32,17 @@ _TRAINING_OPTIONS = (
         "--eval-every", type=click.IntRange(1), default=None, help="Evaluate every N steps (default: per epoch)."
     ),
     precision_option,
+    click.option(
+        "--compile",
+        "compile_mode",
+        type=click.Choice(["auto", "on", "off"]),  # cinn_cli.training.compiling.COMPILE_MODES
+        default="auto",
+        show_default=True,
+        help="Run the training step through torch.compile: on, off, or auto: when the run plans at least "
+        "4,000 steps and compiling was measured to speed up the task's step (mnist and classes: yes; "
+        "colorize: no). Compiling costs a minute or more up front (bench/README.md: where it pays); its "
+        "time is reported apart from the training time. Evaluation and sampling never compile.",
+    ),
     init_option,
     config_option,
     device_option,
@@ -71,6 +82,9 @@ def _print_training_summary(result) -> None:
         table.add_row("processes", str(result.world_size))
     table.add_row("steps", f"{result.steps:,} ({result.epochs_done:.2f} epochs)")
     table.add_row("time", f"{result.seconds / 60:.1f} min")
+    table.add_row(
+        "compile", result.compile + ("" if result.compile_seconds is None else f", {result.compile_seconds:.1f} s")
+    )
     table.add_row("train bits/dim (EMA)", f"{result.train_bits_per_dim:.4f}")
     for k, v in result.metrics.items():
         table.add_row(k.replace("_", " "), f"{v:.4f}")

@@ -81,6 +81,9 @@ class TrainTask(Protocol):
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Held-out metrics, e.g. ``{"test_bits_per_dim": ...}``."""
 
+    # Optional: ``compile_min_steps`` (int or None), the planned steps from which --compile auto
+    # compiles this task's step (``compiling.COMPILE_MIN_STEPS`` when absent; None: never).
+
 
 def task_modules(task: TrainTask) -> nn.Module | None:
     """A task's training-only weights (e.g. an auxiliary loss's head), if it has any: optimised
@@ -131,6 +134,8 @@ class TrainResult:
     out: Path
     world_size: int = 1
     rank: int = 0
+    compile: str = "off"  # the --compile decision, in words
+    compile_seconds: float | None = None  # compiling the step (not in ``seconds``); None: not compiled
 
 
 class _Stop(Exception):
@@ -230,6 +235,7 @@ def train(
     progress: bool = True,
     precision: str = "fp32",
     log: Callable[[str], None] | None = None,
+    compile_mode: str = "off",
 ) -> TrainResult:
     """Train ``model`` on ``task``; write ``out`` after every evaluation and at the end.
 
@@ -237,6 +243,8 @@ def train(
     RNG states) is kept at ``<out>.ckpt``; ``resume=True`` continues from it. Under torchrun the
     process joins the job here (``device`` ``cuda`` becomes ``cuda:LOCAL_RANK``) and leaves it at
     the end. ``precision``: ``"fp32"`` or ``"bf16"`` (autocast of the forward pass).
+    ``compile_mode``: ``"auto"``, ``"on"`` or ``"off"``, the training step through
+    ``torch.compile`` (``compiling.decide``).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -265,6 +273,7 @@ def train(
             progress=progress,
             precision=precision,
             log=log or (lambda message: print(message, file=sys.stderr)),
+            compile_mode=compile_mode,
         )
     finally:
         distributed.leave(world)
@@ -306,6 +315,7 @@ class _Run:
         self.history: list[float] = []  # the first held-out metric after each evaluation
         self.evaluated_step = 0  # the step of the last finished evaluation (and model file)
         self.spent = 0.0  # seconds of training before this process (from the checkpoint)
+        self.compile_seconds: float | None = None  # this process's torch.compile of the step
         self.t0 = time.monotonic()
 
     def seconds(self) -> float:
@@ -372,6 +382,8 @@ class _Run:
             world_size=self.world.size,
             precision=self.precision,
         )
+        if self.compile_seconds is not None:  # only compiled runs say so: other files stay as they were
+            info["compile_seconds"] = round(self.compile_seconds, 1)
         save_model(self.model, self.out, training=info, metrics=self.metrics)
 
     def record(self, global_loss: float, gnorm: Tensor, task: TrainTask) -> None:
@@ -449,14 +461,21 @@ def _train(
     progress: bool,
     precision: str,
     log: Callable[[str], None],
+    compile_mode: str = "off",
 ) -> TrainResult:
     from tqdm import tqdm
+
+    from cinn_cli.training import compiling
 
     steps_per_epoch = task.n_train // recipe.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {recipe.batch_size} is larger than the data ({task.n_train})")
     total = max_steps if max_steps is not None else recipe.epochs * steps_per_epoch
     eval_every = eval_every or steps_per_epoch
+    # the planned run's steps, not what is left of it: a resumed run decides as the first did
+    min_steps = getattr(task, "compile_min_steps", compiling.COMPILE_MIN_STEPS)
+    use_compile, compile_reason = compiling.decide(compile_mode, total, device, min_steps)
+    compile_seconds = None
 
     def evaluation_due(step: int) -> bool:
         return step % eval_every == 0 or step == total
@@ -495,6 +514,18 @@ def _train(
             f"global batch {recipe.batch_size} ({local_batch} per process), lr {recipe.lr:g}, precision {precision}"
         )
 
+    if use_compile and run.step < total:
+
+        def warm_up(compiled: nn.Module) -> Tensor:
+            noise = torch.Generator().manual_seed(0)  # not the run's generator: its stream stays as it is
+            batch = task.batch(torch.arange(recipe.batch_size) % task.n_train, noise, device, part)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                return compiled(batch).mean()
+
+        log("compiling the training step (torch.compile; its time is not counted as training)")
+        objective, compile_seconds = compiling.compile_objective(objective, warm_up)
+        run.compile_seconds = compile_seconds
+        log(f"compiled in {compile_seconds:.1f} s")
     # The clock restarts here so that set-up (data, DDP, checkpoint load) is not counted as training.
     run.t0 = last_ckpt = time.monotonic()
     # drawn only on a terminal: a log file or cron mail gets the evaluation lines, not bar redraws
@@ -549,6 +580,8 @@ def _train(
         out=out,
         world_size=world.size,
         rank=world.rank,
+        compile=compile_reason,
+        compile_seconds=compile_seconds,
     )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import TINY_TRAINING as TINY
+from helpers import run_tiny
 
 from cinn_cli.cli.app import main
 from cinn_cli.tasks import load_model
@@ -16,28 +18,6 @@ from cinn_cli.tasks.mnist.commands import MNIST_TEMPERATURE
 from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
 from cinn_cli.tasks.mnist.train import MnistTask, train_mnist
 from cinn_cli.training.loop import TrainingInterrupted, checkpoint_path, load_same_model, model_config
-
-TINY = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
-
-
-def run_tiny(mnist_dir, out, steps=6, resume=False, precision="fp32"):
-    return train_mnist(
-        data_dir=mnist_dir,
-        out=out,
-        preset="default",
-        device=torch.device("cpu"),
-        epochs=None,
-        steps=steps,
-        batch_size=16,
-        lr=1e-3,
-        seed=0,
-        resume=resume,
-        checkpoint_minutes=60,
-        eval_every=4,
-        config_overrides=TINY,
-        progress=False,
-        precision=precision,
-    )
 
 
 def test_training_writes_a_loadable_model_with_metrics(mnist_dir, tmp_path):

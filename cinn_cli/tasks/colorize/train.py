@@ -81,6 +81,10 @@ class ColorizeTask:
     counted over the training photos; the loss the loop reports is then the sum.
     """
 
+    # --compile auto never compiles this step: `python bench/compile_speed.py` measured the default
+    # preset's step 1.00x as fast compiled (convolutions dominate), for a compile of minutes.
+    compile_min_steps = None
+
     def __init__(
         self,
         model,
@@ -209,6 +213,7 @@ def train_colorize(
     precision: str = "fp32",
     init: str | None = None,
     colour_loss: float = 0.0,
+    compile_mode: str = "off",
 ):
     """Train a colorization model on the photos of one folder or several (``val_dir``: held-out photos)."""
     from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN
@@ -253,5 +258,6 @@ def train_colorize(
         log_jsonl=log_jsonl,
         progress=progress,
         precision=precision,
+        compile_mode=compile_mode,
     )
     return model, result

@@ -189,6 +189,7 @@ def _train(
     progress: bool = True,
     log_jsonl: Path | None = None,
     precision: str = "fp32",
+    compile_mode: str = "off",
 ) -> tuple[MnistCINN, TrainResult]:
     recipe = with_overrides(MNIST_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
     info = run_info(preset, recipe, seed, device, data=data, **init_info)
@@ -207,5 +208,6 @@ def _train(
         log_jsonl=log_jsonl,
         progress=progress,
         precision=precision,
+        compile_mode=compile_mode,
     )
     return model, result
