@@ -1,7 +1,8 @@
 """One-off: replace the build machine's absolute paths in model files' metadata by relative ones.
 
-The shipped files' training records named paths such as ``/work/runs/s11/ft/log.jsonl`` and
-``/work/shared/data/mnist`` (the build machine's layout, meaningless elsewhere). Each such path
+The shipped files' training records (and recorded evaluations' classifier) named paths such as
+``/work/runs/s11/ft/log.jsonl`` and ``/work/shared/data/mnist`` (the build machine's layout,
+meaningless elsewhere). Each such path
 becomes relative to the repository checkout the models were built in (``/work/main``):
 ``../runs/s11/ft/log.jsonl``, ``../shared/data/mnist``; other absolute paths become ``<path>``.
 The header is rewritten (metadata keys sorted, re-padded); the tensor bytes are copied unchanged
@@ -34,7 +35,9 @@ def rewrite(path: str) -> None:
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + n])
     meta = header["__metadata__"]
-    header["__metadata__"] = {k: ABSOLUTE.sub(relative, v) if k == "training" else v for k, v in sorted(meta.items())}
+    header["__metadata__"] = {
+        k: ABSOLUTE.sub(relative, v) if k in ("training", "metrics") else v for k, v in sorted(meta.items())
+    }
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)
     out = len(text).to_bytes(8, "little") + text + raw[8 + n :]

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         "architecture": "MnistClassifier",
         "config": json.dumps(model.config),
         "test_accuracy": f"{acc:.4f}",
-        "test_accuracy_definition": "top-1 on the 10,000 MNIST test images, pixels/255",
+        "test_accuracy_definition": f"top-1 on the {len(test_y):,} test images of {data_dir.name}/, pixels/255",
         "dtype": "float16" if use16 else "float32",
         "parameters": str(n_params),
         "epochs": str(args.epochs),

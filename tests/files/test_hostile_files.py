@@ -264,7 +264,7 @@ def test_gzip_bombs_among_idx_files_are_refused_before_inflating(tmp_path):
         read_idx(long, expected_ndim=3)
 
 
-@pytest.mark.parametrize("name", ["mnist", "colorize", "mnist-classifier"])
+@pytest.mark.parametrize("name", ["mnist", "colorize", "mnist-classifier", "fashion", "fashion-classifier"])
 def test_shipped_metadata_has_no_absolute_paths(name):
     """The build machine's paths were rewritten (bench/relative_paths.py): none may come back."""
     import re

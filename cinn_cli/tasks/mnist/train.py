@@ -100,7 +100,7 @@ def train_mnist(
     torch.manual_seed(training.get("seed", 0))
     model, init_info = initial_model("mnist", MnistCINN, PRESETS[preset], config_overrides, init)
     task = MnistTask(data_dir, MNIST_TRAIN_NOISE[preset], eval_limit=eval_limit)
-    data = "MNIST train (60,000 images)" if task.n_train == 60000 else str(data_dir)
+    data = f"{Path(data_dir).name} train (60,000 images)" if task.n_train == 60000 else str(data_dir)
     return _train(model, task, preset, data=data, init_info=init_info, **training)
 
 

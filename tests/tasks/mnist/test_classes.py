@@ -183,3 +183,22 @@ def test_the_python_api_takes_such_a_model_by_class_name(trained, folders):
     assert model.decode(latent, "red disc").size == (12, 8)
     with pytest.raises(ValueError, match="not a class of this model"):
         model.sample("purple")
+
+
+def test_the_shipped_fashion_model_draws_a_class_by_name(tmp_path):
+    """`cinn sample --weights fashion --class "Ankle boot"`: the second shipped model, by name;
+    its files are named after the class and say which class they are."""
+    from cinn_cli.files.model_file import shipped_weights
+
+    if not shipped_weights("fashion").exists():
+        pytest.skip("no shipped weights")
+    info = read_model_info(shipped_weights("fashion"))
+    assert info.config["class_names"][9] == "Ankle boot" and info.config["sample_temperature"] == 0.8
+    out = tmp_path / "s"
+    r = invoke("sample", "--weights", "fashion", "--class", "Ankle boot", "-n", "2", "--seed", "1", "-o", out)
+    assert r.exit_code == 0, r.output
+    png = Image.open(out / "Ankle_boot-0002.png")
+    assert png.size == (28, 28) and png.text["cinn:class"] == "Ankle boot"
+    assert (out / "Ankle_boot-0001.safetensors").exists()
+    unknown = invoke("sample", "--weights", "fashion", "--class", "Sock", "-o", tmp_path / "x")
+    assert unknown.exit_code == 2 and "Ankle boot" in unknown.output
