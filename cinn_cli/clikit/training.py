@@ -39,9 +39,9 @@ _TRAINING_OPTIONS = (
         default="auto",
         show_default=True,
         help="Run the training step through torch.compile: on, off, or auto: when the run plans at least "
-        "4,000 steps and compiling was measured to speed up the task's step (mnist and classes: yes; "
-        "colorize: no). Compiling costs a minute or more up front (bench/README.md: where it pays); its "
-        "time is reported apart from the training time. Evaluation and sampling never compile.",
+        "the task's number of steps (4,000; colorize: 50,000), about three times the steps a compile "
+        "takes to pay back (bench/README.md). The compile time is reported apart from the training "
+        "time. Evaluation and sampling never compile.",
     ),
     init_option,
     config_option,

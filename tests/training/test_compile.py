@@ -83,10 +83,13 @@ def test_a_compiled_run_trains_the_eager_weights_and_times_its_compile(mnist_dir
     )
 
 
-def test_auto_leaves_the_colorization_step_eager():
-    """Measured not to pay on the CPU (bench/compile_speed.py): auto must not spend minutes on it."""
-    from cinn_cli.tasks.colorize.train import ColorizeTask
+def test_auto_leaves_default_colorization_runs_eager():
+    """Measured to pay only after ~15,600 steps (bench/compile_speed.py): auto must not spend
+    minutes compiling the default colorization run."""
+    from cinn_cli.tasks.colorize.train import COLORIZE_RECIPES, ColorizeTask
     from cinn_cli.tasks.mnist.train import MnistTask
 
-    assert ColorizeTask.compile_min_steps is None
+    recipe, photos = COLORIZE_RECIPES["default"], 396  # train/ + extra/, 64 crops of each per epoch
+    default_steps = recipe.epochs * photos * 64 // recipe.batch_size
+    assert decide("auto", default_steps, CPU, ColorizeTask.compile_min_steps)[0] is False
     assert getattr(MnistTask, "compile_min_steps", COMPILE_MIN_STEPS) == COMPILE_MIN_STEPS

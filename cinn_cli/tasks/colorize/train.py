@@ -81,9 +81,10 @@ class ColorizeTask:
     counted over the training photos; the loss the loop reports is then the sum.
     """
 
-    # --compile auto never compiles this step: `python bench/compile_speed.py` measured the default
-    # preset's step 1.00x as fast compiled (convolutions dominate), for a compile of minutes.
-    compile_min_steps = None
+    # --compile auto compiles this step only for long runs: `python bench/compile_speed.py` measured
+    # the default preset's step 1.00x (1 thread) to 1.08x (2 threads) as fast compiled, convolutions
+    # dominating, for a compile of 3-4 minutes: break-even 15,600 steps at best, twice the default run.
+    compile_min_steps = 50_000
 
     def __init__(
         self,
