@@ -195,28 +195,24 @@ def train_colorize(
     *,
     data_dir: Path | list[Path],
     val_dir: Path | None,
-    out: Path,
     preset: str,
-    device: torch.device,
     epochs: int | None,
-    steps: int | None,
     batch_size: int | None,
     lr: float | None,
     seed: int,
-    resume: bool,
-    checkpoint_minutes: float,
-    eval_every: int | None,
+    steps: int | None = None,
     crops_per_photo: int = 64,
     crop_sizes: tuple[int, ...] | None = None,
     config_overrides: dict | None = None,
-    progress: bool = True,
-    log_jsonl: Path | None = None,
-    precision: str = "fp32",
     init: str | None = None,
     colour_loss: float = 0.0,
-    compile_mode: str = "off",
+    **loop,
 ):
-    """Train a colorization model on the photos of one folder or several (``val_dir``: held-out photos)."""
+    """Train a colorization model on the photos of one folder or several (``val_dir``: held-out photos).
+
+    ``loop``: the training loop's own options, passed on to ``cinn_cli.training.loop.train``
+    (``out``, ``device``, ``resume``, ``checkpoint_minutes``, ``eval_every``, ``log_jsonl``,
+    ``progress``, ``precision``, ``compile_mode``)."""
     from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN
 
     recipe = with_overrides(COLORIZE_RECIPES[preset], epochs=epochs, batch_size=batch_size, lr=lr)
@@ -235,7 +231,7 @@ def train_colorize(
         preset,
         recipe,
         seed,
-        device,
+        loop["device"],
         data=f"{', '.join(map(str, as_folders(data_dir)))} ({len(task.pyramids)} photos, "
         f"{crops_per_photo} crops each per epoch)",
         crop_sizes=list(task.crop_sizes),
@@ -244,21 +240,5 @@ def train_colorize(
         **({"colour_loss": colour_loss} if colour_loss > 0 else {}),
         **init_info,
     )
-    result = train(
-        model,
-        task,
-        recipe,
-        out=out,
-        device=device,
-        seed=seed,
-        max_steps=steps,
-        resume=resume,
-        checkpoint_minutes=checkpoint_minutes,
-        eval_every=eval_every,
-        training_info=info,
-        log_jsonl=log_jsonl,
-        progress=progress,
-        precision=precision,
-        compile_mode=compile_mode,
-    )
+    result = train(model, task, recipe, seed=seed, max_steps=steps, training_info=info, **loop)
     return model, result
