@@ -8,9 +8,10 @@ For the commit before a change: `git worktree add OLD <commit>`, install it ther
 (`python3 -m venv OLD/.venv && OLD/.venv/bin/pip install torch==2.13.0 -e OLD`), then diff the two
 listings: every line is
 `<sha256>  <command number>/<relative path>`, plus one line per command for its `--json` lines with
-the timing fields removed. The shipped models, fixed seeds and fixed inputs make the list
-deterministic on one machine (float results can differ between CPU types, so compare within one
-machine).
+the timing fields removed. The two tiny training runs are hashed by what they trained (the model
+file's tensors, config and metrics), not by their wall times. The shipped models, fixed seeds
+and fixed inputs make the list deterministic on one machine (float results can differ between
+CPU types, so compare within one machine).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "val"
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
 TIMING_KEYS = {"seconds", "elapsed", "elapsed_s", "images_per_s", "time", "wall_s", "duration_s"}
 
 # Each entry: the arguments after `cinn`. {W} is the work folder, {P} the photo folder.
@@ -40,7 +42,15 @@ COMMANDS = [
     "colorize {P} {W}/c -n 3 --seed 2 --json",
     "encode {P} {W}/cz --model colorize --verify --json",
     "colorize {P} {W}/cdec --from-latent {W}/cz --seed 3 --json",
+    # tiny seeded training runs: the weights and metrics they write (not their wall times)
+    "train mnist --data {M} --out {W}/tm/m.safetensors --steps 3 --batch-size 16 --eval-every 3 --seed 0 "
+    "--config blocks=[1,1,1] --config hidden=[4,4,8] --config cond_channels=[2,2,3]",
+    "train colorize --data {P} --val {P} --out {W}/tc/c.safetensors --steps 3 --batch-size 4 --eval-every 3 "
+    "--seed 0 --config blocks=[1,1] --config hidden=[4,4] --config cond_channels=[2,3] "
+    "--config cond_widths=[4,4,4] --config global_dim=4 --config crop_size=16 --config work_size=16",
 ]
+# what a training run writes beside its wall times: the model file's tensors, config and metrics
+TRAINED = ("tm", "tc")
 
 
 def strip_timings(line: str) -> str:
@@ -57,7 +67,7 @@ def strip_timings(line: str) -> str:
 def run_all(cinn: list[str], env: dict, work: Path, photos: Path) -> list[str]:
     lines = []
     for number, template in enumerate(COMMANDS, 1):
-        args = template.format(W=work, P=photos).split()
+        args = template.format(W=work, P=photos, M=MNIST).split()
         done = subprocess.run([*cinn, *args], env=env, capture_output=True, text=True, timeout=900)
         stdout = (
             "\n".join(strip_timings(x) for x in done.stdout.splitlines())
@@ -69,9 +79,25 @@ def run_all(cinn: list[str], env: dict, work: Path, photos: Path) -> list[str]:
         if done.returncode != 0:
             sys.stderr.write(f"command {number} exited {done.returncode}: {done.stderr[-2000:]}\n")
     for path in sorted(p for p in work.rglob("*") if p.is_file()):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {path.relative_to(work)}")
+        relative = path.relative_to(work)
+        if relative.parts[0] in TRAINED:
+            if path.suffix != ".safetensors":
+                continue  # the checkpoint: its RNG states and weights are in the model file's, plus times
+            digest = trained_model_digest(path)
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{digest}  {relative}")
     return lines
+
+
+def trained_model_digest(path: Path) -> str:
+    """SHA-256 of a trained model file's tensor bytes, config and metrics (its training record
+    holds the run's seconds, which differ between runs)."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    metadata = json.loads(raw[8 : 8 + n]).get("__metadata__", {})
+    kept = json.dumps({k: metadata.get(k) for k in ("config", "metrics")}, sort_keys=True)
+    return hashlib.sha256(kept.encode() + raw[8 + n :]).hexdigest()
 
 
 def main() -> None:
