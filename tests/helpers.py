@@ -154,8 +154,9 @@ def tree(folder: Path) -> dict[str, bytes]:
 TINY_TRAINING = {"blocks": (1, 1, 1), "hidden": (4, 4, 8), "cond_channels": (2, 2, 3)}
 
 
-def run_tiny(mnist_dir, out, steps=6, resume=False, precision="fp32", compile_mode="off"):
-    """A seeded tiny MNIST training run of ``steps`` steps (batch 16): ``(model, TrainResult)``."""
+def run_tiny(mnist_dir, out, steps=6, resume=False, precision="fp32", compile_mode="off", **options):
+    """A seeded tiny MNIST training run of ``steps`` steps (batch 16): ``(model, TrainResult)``;
+    ``options``: more of ``train_mnist``'s (e.g. ``log_jsonl``)."""
     from cinn_cli.tasks.mnist.train import train_mnist
 
     return train_mnist(
@@ -175,4 +176,5 @@ def run_tiny(mnist_dir, out, steps=6, resume=False, precision="fp32", compile_mo
         progress=False,
         precision=precision,
         compile_mode=compile_mode,
+        **options,
     )

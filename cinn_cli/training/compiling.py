@@ -2,7 +2,8 @@
 
 Compiling costs a fixed time before the first step and saves a fraction of every step after it,
 so it pays only for runs long enough: ``auto`` compiles when the run's planned steps (the whole
-run's, so a resumed run decides as the first one did) reach ``COMPILE_MIN_STEPS``. Only the
+run's, so a resumed run decides as the first one did) reach the task's ``compile_min_steps``
+(``COMPILE_MIN_STEPS`` when the task sets none). Only the
 training step is compiled (the task's loss, forward and backward); evaluation, the model file
 and every sampling command stay eager, free of compile latency.
 """
@@ -59,10 +60,10 @@ def decide(
 
 
 def compile_objective(objective: nn.Module, warm_up: Callable[[nn.Module], torch.Tensor]) -> tuple[nn.Module, float]:
-    """``(compiled objective, seconds)``: compiled and run once forward and backward by
-    ``warm_up`` (a batch the size of the run's, drawn from its own generator so that the run's
-    noise stream stays as it is), so the compile time is measured apart from training; the
-    warm-up's gradients are dropped and no weight moves."""
+    """``(compiled objective, seconds)``: compiled and run once forward and backward on the
+    loss ``warm_up(compiled)`` returns (in the loop: a batch the size of the run's, drawn from its
+    own generator so that the run's noise stream stays as it is), so the compile time is measured
+    apart from training; the warm-up's gradients are dropped and no weight moves."""
     compiled = torch.compile(objective)
     t0 = time.monotonic()
     loss = warm_up(compiled)

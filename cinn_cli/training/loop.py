@@ -475,7 +475,6 @@ def _train(
     # the planned run's steps, not what is left of it: a resumed run decides as the first did
     min_steps = getattr(task, "compile_min_steps", compiling.COMPILE_MIN_STEPS)
     use_compile, compile_reason = compiling.decide(compile_mode, total, device, min_steps)
-    compile_seconds = None
 
     def evaluation_due(step: int) -> bool:
         return step % eval_every == 0 or step == total
@@ -515,17 +514,13 @@ def _train(
         )
 
     if use_compile and run.step < total:
-
-        def warm_up(compiled: nn.Module) -> Tensor:
-            noise = torch.Generator().manual_seed(0)  # not the run's generator: its stream stays as it is
-            batch = task.batch(torch.arange(recipe.batch_size) % task.n_train, noise, device, part)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                return compiled(batch).mean()
-
+        noise = torch.Generator().manual_seed(0)  # not the run's generator: its stream stays as it is
+        warm_up_batch = task.batch(torch.arange(recipe.batch_size) % task.n_train, noise, device, part)
         log("compiling the training step (torch.compile; its time is not counted as training)")
-        objective, compile_seconds = compiling.compile_objective(objective, warm_up)
-        run.compile_seconds = compile_seconds
-        log(f"compiled in {compile_seconds:.1f} s")
+        objective, run.compile_seconds = compiling.compile_objective(
+            objective, lambda compiled: _mean_loss(compiled, warm_up_batch, device, precision)
+        )
+        log(f"compiled in {run.compile_seconds:.1f} s")
     # The clock restarts here so that set-up (data, DDP, checkpoint load) is not counted as training.
     run.t0 = last_ckpt = time.monotonic()
     # drawn only on a terminal: a log file or cron mail gets the evaluation lines, not bar redraws
@@ -581,8 +576,16 @@ def _train(
         world_size=world.size,
         rank=world.rank,
         compile=compile_reason,
-        compile_seconds=compile_seconds,
+        compile_seconds=run.compile_seconds,
     )
+
+
+def _mean_loss(objective: nn.Module, batch: tuple, device: torch.device, precision: str) -> Tensor:
+    """The scalar training loss of ``batch`` (the mean of the objective's ``(B,)`` losses), its
+    forward under bfloat16 autocast for ``precision`` ``"bf16"``: the step and the compile's
+    warm-up run exactly this."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return objective(batch).mean()
 
 
 def _train_step(
@@ -599,8 +602,7 @@ def _train_step(
     process was signalled."""
     noise_before = run.noise.get_state()
     batch = task.batch(idx, run.noise, device, part)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.precision == "bf16"):
-        loss = objective(batch).mean()
+    loss = _mean_loss(objective, batch, device, run.precision)
     run.opt.zero_grad(set_to_none=True)
     # One all-reduce per step: the global-batch loss (NaN anywhere makes it NaN everywhere, so
     # every process skips the same steps) and whether any process was signalled.

@@ -16,7 +16,7 @@ from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist import train as train_module
 from cinn_cli.tasks.mnist.commands import MNIST_TEMPERATURE
 from cinn_cli.tasks.mnist.model import MnistCINN, MnistConfig
-from cinn_cli.tasks.mnist.train import MnistTask, train_mnist
+from cinn_cli.tasks.mnist.train import MnistTask
 from cinn_cli.training.loop import TrainingInterrupted, checkpoint_path, load_same_model, model_config
 
 
@@ -214,23 +214,7 @@ def test_log_jsonl_has_one_record_per_evaluation(mnist_dir, tmp_path):
     import json
 
     log = tmp_path / "log.jsonl"
-    train_mnist(
-        data_dir=mnist_dir,
-        out=tmp_path / "m.safetensors",
-        preset="default",
-        device=torch.device("cpu"),
-        epochs=None,
-        steps=8,
-        batch_size=16,
-        lr=1e-3,
-        seed=0,
-        resume=False,
-        checkpoint_minutes=60,
-        eval_every=4,
-        config_overrides=TINY,
-        progress=False,
-        log_jsonl=log,
-    )
+    run_tiny(mnist_dir, tmp_path / "m.safetensors", steps=8, log_jsonl=log)
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["step"] for r in records] == [4, 8]
     for r in records:
