@@ -31,7 +31,7 @@ PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "val"
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 TIMING_KEYS = {"seconds", "elapsed", "elapsed_s", "images_per_s", "time", "wall_s", "duration_s"}
 
-# Each entry: the arguments after `cinn`. {W} is the work folder, {P} the photo folder.
+# Each entry: the arguments after `cinn`. {W} is the work folder, {P} the photo folder, {M} MNIST's.
 COMMANDS = [
     "sample --digit 3,7 -n 4 --seed 1 -o {W}/s --json",
     "sample --from-latent {W}/s/3-0001.safetensors -d 0-2 -o {W}/st --json",
@@ -82,7 +82,7 @@ def run_all(cinn: list[str], env: dict, work: Path, photos: Path) -> list[str]:
         relative = path.relative_to(work)
         if relative.parts[0] in TRAINED:
             if path.suffix != ".safetensors":
-                continue  # the checkpoint: its RNG states and weights are in the model file's, plus times
+                continue  # the checkpoint: it records wall times; its weights are the model file's
             digest = trained_model_digest(path)
         else:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
