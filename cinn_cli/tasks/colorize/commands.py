@@ -214,8 +214,18 @@ def _colorize_from_latents(run, from_latents, transfer_levels: str, device: str,
     show_default=True,
     help="Weight of a direct colour signal for the condition network: the cross-entropy of each "
     "pixel's ab bin (grid 10 Lab units, rare colours weighted up, Zhang et al. 2016) predicted "
-    "from its finest features by a training-only head, added to the loss (0: likelihood only). "
+    "from every level of its features by a training-only head, added to the loss (0: likelihood only). "
     "The shown train bits/dim then include it; val bits/dim do not.",
+)
+@click.option(
+    "--train-part",
+    type=click.Choice(["all", "condition", "flow"]),
+    default="all",
+    show_default=True,
+    help="What the run trains. all: every weight. condition: the condition network alone, as a "
+    "colour predictor on the --colour-loss cross-entropy only, the flow untouched (pre-training; "
+    "the shown train bits/dim are then that loss). flow: the flow alone, the condition network's "
+    "features fixed. Chain runs with --init to pre-train, then train the flow, then fine-tune all.",
 )
 @training_options
 def train_colorize_cmd(**options):

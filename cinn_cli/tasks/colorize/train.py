@@ -28,6 +28,7 @@ COLORIZE_RECIPES: dict[str, Recipe] = {
 COLORIZE_NOISE = {"paper": ((0.0, 0.0), (0.056, 0.084)), "default": ((-0.5, -0.5), (0.5, 0.5))}
 # Evaluation uses one convention for every model (so val bits/dim compare across presets).
 COLORIZE_EVAL_NOISE = (torch.tensor([-0.5, -0.5]).reshape(1, 2, 1, 1), torch.tensor([0.5, 0.5]).reshape(1, 2, 1, 1))
+TRAIN_PARTS = ("all", "condition", "flow")  # what a run trains: see ColorizeTask
 PHOTO_MAX_SHORT = 256  # photos are decoded once into memory at this short side at most
 
 
@@ -77,8 +78,14 @@ class ColorizeTask:
     fixed-seed dequantization) on the ``crop_size`` centre crops of the val photos.
 
     ``colour_loss > 0`` adds that times the rebalanced ab-bin cross-entropy of a training-only
-    head on the condition network's finest features (``colour_hint``), with the bins' rarity
+    head on every level of the condition network's features (``colour_hint``), with the bins' rarity
     counted over the training photos; the loss the loop reports is then the sum.
+
+    ``train_part`` (one of ``TRAIN_PARTS``) chooses what the run trains, so that the condition
+    network can be pre-trained as a colour predictor and the flow then trained on its features:
+    ``"all"`` every weight on the loss above; ``"condition"`` the condition network (and the head)
+    on ``colour_loss`` times the cross-entropy alone, the flow untouched; ``"flow"`` the flow on
+    the likelihood, the condition network fixed (no gradient computed through it).
     """
 
     # --compile auto compiles this step only for long runs: `python bench/compile_speed.py` measured
@@ -95,8 +102,11 @@ class ColorizeTask:
         crops_per_photo: int = 64,
         crop_sizes: tuple[int, ...] | None = None,
         colour_loss: float = 0.0,
+        train_part: str = "all",
     ):
         from cinn_cli.batch.photos import center_crop
+
+        check_train_part(train_part, colour_loss)
 
         cfg = model.config
         self.crop, self.ab_downscale = cfg.crop_size, cfg.ab_downscale
@@ -116,8 +126,12 @@ class ColorizeTask:
         crops = np.stack([center_crop(p, self.crop) for p in val_photos])
         self.val_rgb = torch.from_numpy(crops).permute(0, 3, 1, 2)  # (N, 3, crop, crop) uint8
         self.noise_low, self.noise_high = (torch.tensor(v).reshape(1, 2, 1, 1) for v in noise)
-        self.colour_loss = colour_loss
+        self.colour_loss, self.train_part = colour_loss, train_part
         self.trainable = self._colour_head(model, photos) if colour_loss > 0 else None
+        # Frozen weights get no gradient, so the optimiser never moves them (nor decays them).
+        frozen = {"all": None, "condition": model.flow, "flow": model.cond_net}[train_part]
+        for p in frozen.parameters() if frozen is not None else ():
+            p.requires_grad_(False)
 
     def _colour_head(self, model, photos: list) -> nn.Module:
         from cinn_cli.tasks.colorize.color import lab_pair
@@ -125,7 +139,7 @@ class ColorizeTask:
 
         maps = [lab_pair(torch.from_numpy(p.copy()).permute(2, 0, 1)[None], self.ab_downscale)[0] for p in photos]
         with torch.no_grad():
-            channels = model.cond_feats(torch.zeros(1, 1, self.crop, self.crop))[0].shape[1]
+            channels = [f.shape[1] for f in model.cond_feats(torch.zeros(1, 1, self.crop, self.crop))]
         return ColourHead(channels, rebalancing_weights(count_bins(maps)))
 
     def _noise(self, shape, generator: torch.Generator) -> Tensor:
@@ -159,11 +173,17 @@ class ColorizeTask:
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         ab, L = batch
+        if self.train_part == "condition":
+            return self.colour_loss * self.trainable.loss(model.cond_feats(L, ab.dtype), ab)
+        if self.train_part == "flow":
+            with torch.no_grad():
+                feats = model.cond_feats(L, ab.dtype)
+            return -model.log_prob_features(ab, feats) / ab[0].numel()
         if self.trainable is None:
             return -model.log_prob(ab, L) / ab[0].numel()
         feats = model.cond_feats(L, ab.dtype)  # once, for the flow and the colour head
         nll = -model.log_prob_features(ab, feats) / ab[0].numel()
-        return nll + self.colour_loss * self.trainable.loss(feats[0], ab)
+        return nll + self.colour_loss * self.trainable.loss(feats, ab)
 
     def to_bits(self, nats_per_dim: float) -> float:
         return nats_per_dim / math.log(2)
@@ -171,6 +191,18 @@ class ColorizeTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         return {self.metric: ab_bits(model, self.val_rgb, COLORIZE_EVAL_NOISE, device)}
+
+
+def check_train_part(train_part: str, colour_loss: float) -> None:
+    """Raise ``ValueError`` for a ``--train-part`` that the ``--colour-loss`` weight contradicts."""
+    if train_part not in TRAIN_PARTS:
+        raise ValueError(f"train part must be one of {', '.join(TRAIN_PARTS)}, got {train_part!r}")
+    if train_part == "condition" and colour_loss <= 0:
+        raise ValueError(
+            "--train-part condition trains the condition network on the colour loss alone: give --colour-loss > 0"
+        )
+    if train_part == "flow" and colour_loss > 0:
+        raise ValueError("--train-part flow keeps the condition network fixed, so --colour-loss would train nothing")
 
 
 @torch.no_grad()
@@ -206,6 +238,7 @@ def train_colorize(
     config_overrides: dict | None = None,
     init: str | None = None,
     colour_loss: float = 0.0,
+    train_part: str = "all",
     **loop,
 ):
     """Train a colorization model on the photos of one folder or several (``val_dir``: held-out photos).
@@ -226,6 +259,7 @@ def train_colorize(
         crops_per_photo=crops_per_photo,
         crop_sizes=crop_sizes,
         colour_loss=colour_loss,
+        train_part=train_part,
     )
     info = run_info(
         preset,
@@ -238,6 +272,7 @@ def train_colorize(
         val=str(val_dir) if val_dir is not None else "",
         dequantization="ab + U[{}, {}) Lab units".format(*COLORIZE_NOISE[preset]),
         **({"colour_loss": colour_loss} if colour_loss > 0 else {}),
+        **({"train_part": train_part} if train_part != "all" else {}),
         **init_info,
     )
     result = train(model, task, recipe, seed=seed, max_steps=steps, training_info=info, **loop)

@@ -38,18 +38,27 @@ def test_rare_colours_weigh_more_and_the_mean_weight_is_one():
     assert torch.allclose(rebalancing_weights(counts, mix=1.0), torch.ones(N_BINS))
 
 
-def test_head_loss_is_the_weighted_cross_entropy():
+def test_head_loss_is_the_weighted_cross_entropy_over_every_level():
     torch.manual_seed(0)
     ab = torch.randn(2, 2, 8, 8) * 30
     counts = count_bins([ab[i : i + 1] for i in range(2)])
     assert counts.sum() == 2 * 64
-    head = ColourHead(5, rebalancing_weights(counts))
-    feats = torch.randn(2, 5, 4, 4)
+    head = ColourHead([5, 3], rebalancing_weights(counts))
+    feats = [torch.randn(2, 5, 4, 4), torch.randn(2, 3, 2, 2)]
     loss = head.loss(feats, ab)
     target = ab_bins(torch.nn.functional.avg_pool2d(ab, 2))
-    logp = torch.log_softmax(head.classify(feats), 1)
+    coarse = head.classify[1](feats[1])
+    # bilinear upsampling x2 (align_corners=False) of a 2x2 map, by hand for one coarse pixel row
+    up = torch.nn.functional.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(up[..., 0, 0], coarse[..., 0, 0]) and torch.allclose(
+        up[..., 0, 1], 0.75 * coarse[..., 0, 0] + 0.25 * coarse[..., 0, 1]
+    )
+    logp = torch.log_softmax(head.classify[0](feats[0]) + up, 1)
     expected = -(logp.gather(1, target[:, None])[:, 0] * head.weights[target]).flatten(1).mean(1)
     assert loss.shape == (2,) and torch.allclose(loss, expected, atol=1e-6)
+    # the coarse level's weights get a gradient: it is trained too
+    loss.sum().backward()
+    assert head.classify[1].weight.grad.abs().sum() > 0
 
 
 def test_train_with_colour_loss_resumes_its_head_and_ships_without_it(tmp_path, monkeypatch):
@@ -66,7 +75,9 @@ def test_train_with_colour_loss_resumes_its_head_and_ships_without_it(tmp_path, 
     first = invoke(*args, "--steps", 2)
     assert first.exit_code == 0, first.output
     state = torch.load(f"{out}.ckpt", weights_only=False)
-    assert set(state["task_modules"]) == {"classify.weight", "classify.bias", "weights"}
+    assert set(state["task_modules"]) == {"weights"} | {
+        f"classify.{i}.{w}" for i in range(2) for w in ("weight", "bias")
+    }
     meta, tensors = read_header(out)
     assert not any("classify" in k for k in tensors)  # not in the model file
     assert json.loads(meta["training"])["colour_loss"] == 0.5
@@ -74,10 +85,64 @@ def test_train_with_colour_loss_resumes_its_head_and_ships_without_it(tmp_path, 
     resumed = invoke(*args, "--steps", 3, "--resume")
     assert resumed.exit_code == 0 and "resumed from" in resumed.output, resumed.output
     after = torch.load(f"{out}.ckpt", weights_only=False)["task_modules"]
-    assert not torch.equal(after["classify.bias"], state["task_modules"]["classify.bias"])
+    assert not torch.equal(after["classify.1.bias"], state["task_modules"]["classify.1.bias"])
     assert torch.equal(after["weights"], state["task_modules"]["weights"])
     # a checkpoint written without the head cannot silently start a fresh one
     plain = tmp_path / "plain.safetensors"
     assert invoke("train", "colorize", "--data", data, "--out", plain, *common[:-4], "--steps", 2).exit_code == 0
     wrong = invoke("train", "colorize", "--data", data, "--out", plain, *common, "--steps", 3, "--resume")
     assert wrong.exit_code == 1 and "training-only weights" in wrong.output and "Traceback" not in wrong.output
+
+
+def test_train_part_trains_only_its_part_and_is_refused_where_it_would_train_nothing(tmp_path, monkeypatch):
+    from cinn_cli.tasks import load_model
+    from cinn_cli.tasks.colorize import model as core
+
+    monkeypatch.setitem(core.COLORIZE_PRESETS, "default", ColorizeConfig(**TINY_COLORIZE))
+    data = tmp_path / "train"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(i, 40, 48)).save(data / f"p{i}.png")
+    common = ["--data", data, "--batch-size", 4, "--crops-per-photo", 4, "--device", "cpu", "--steps", 2]
+    init = tmp_path / "init.safetensors"
+    assert invoke("train", "colorize", *common, "--out", init).exit_code == 0
+    before, _ = load_model(init, task="colorize")
+
+    def changed(out):
+        after, info = load_model(out, task="colorize")
+        moved = {
+            part: any(
+                not torch.equal(a, b)
+                for a, b in zip(getattr(before, part).parameters(), getattr(after, part).parameters(), strict=True)
+            )
+            for part in ("cond_net", "flow")
+        }
+        return moved, info.training
+
+    pre = tmp_path / "pre.safetensors"
+    r = invoke(
+        "train", "colorize", *common, "--init", init, "--train-part", "condition", "--colour-loss", 1, "--out", pre
+    )
+    assert r.exit_code == 0, r.output
+    moved, record = changed(pre)
+    assert moved == {"cond_net": True, "flow": False} and record["train_part"] == "condition"
+    flow = tmp_path / "flow.safetensors"
+    r = invoke("train", "colorize", *common, "--init", init, "--train-part", "flow", "--out", flow)
+    assert r.exit_code == 0, r.output
+    moved, record = changed(flow)
+    assert moved == {"cond_net": False, "flow": True} and record["train_part"] == "flow"
+    for args, words in (
+        (["--train-part", "condition"], "give --colour-loss > 0"),
+        (["--train-part", "flow", "--colour-loss", 1], "would train nothing"),
+    ):
+        r = invoke("train", "colorize", *common, "--init", init, *args, "--out", tmp_path / "no.safetensors")
+        assert r.exit_code != 0 and words in r.output and "Traceback" not in r.output, r.output
+        assert not (tmp_path / "no.safetensors").exists()
+
+
+def test_train_part_choices_are_the_tasks():
+    from cinn_cli.tasks.colorize.commands import train_colorize_cmd
+    from cinn_cli.tasks.colorize.train import TRAIN_PARTS
+
+    (option,) = [p for p in train_colorize_cmd.params if p.name == "train_part"]
+    assert tuple(option.type.choices) == TRAIN_PARTS
