@@ -3,17 +3,15 @@
 The likelihood alone teaches the L-network what things are only through the density of their
 colours. Zhang et al. 2016 ("Colorful Image Colorization") classify each pixel's ab into bins of
 a grid with spacing 10 and reweight the cross-entropy by the rarity of the true bin, so that the
-dull, common colours (grays, browns) do not drown out the rest. Here a 1x1 convolution per level
-of the condition network's features predicts those bins (summed on the finest level's grid); its
-loss is added to the flow's negative log-likelihood with a weight. The head exists only in
-training (it is not in the model file); what the model keeps is a condition network whose
-features name colours.
+dull, common colours (grays, browns) do not drown out the rest. Here a 1x1 convolution on the
+condition network's finest features predicts those bins; its loss is added to the flow's
+negative log-likelihood with a weight. The head exists only in training (it is not in the model
+file); what the model keeps is a condition network whose features name colours.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -60,29 +58,16 @@ def count_bins(ab_maps: list[Tensor]) -> Tensor:
 
 
 class ColourHead(nn.Module):
-    """Bin logits from every level of the condition network's features: the list of
-    ``(B, C_i, h_i, w_i)`` (finest first) -> ``(B, N_BINS, h_0, w_0)``.
+    """Bin logits from the condition network's finest features: ``(B, C, h, w) -> (B, N_BINS, h, w)``."""
 
-    Each level has its own 1x1 convolution to the bins; the coarser levels' logits are upsampled
-    (bilinear) to the finest level's grid and summed. Every level gets a colour signal: the
-    coarse ones condition the flow's coarse latents, which decide each region's colour.
-    """
-
-    def __init__(self, channels: Sequence[int], weights: Tensor):
+    def __init__(self, channels: int, weights: Tensor):
         super().__init__()
-        self.classify = nn.ModuleList(nn.Conv2d(c, N_BINS, 1) for c in channels)
+        self.classify = nn.Conv2d(channels, N_BINS, 1)
         self.register_buffer("weights", weights.clone())
 
-    def logits(self, feats: Sequence[Tensor]) -> Tensor:
-        size = feats[0].shape[-2:]
-        out = self.classify[0](feats[0])
-        for f, conv in zip(feats[1:], self.classify[1:], strict=True):
-            out = out + F.interpolate(conv(f), size=size, mode="bilinear", align_corners=False)
-        return out
-
-    def loss(self, feats: Sequence[Tensor], ab: Tensor) -> Tensor:
+    def loss(self, feats: Tensor, ab: Tensor) -> Tensor:
         """``(B,)`` rebalanced cross-entropy per pixel, mean over the pixels; ``ab (B, 2, H, W)``
-        in Lab units is area-averaged to the finest features' resolution first."""
-        target = ab_bins(F.adaptive_avg_pool2d(ab, feats[0].shape[-2:]))
-        ce = F.cross_entropy(self.logits(feats), target, weight=self.weights, reduction="none")
+        in Lab units is area-averaged to the features' resolution first."""
+        target = ab_bins(F.adaptive_avg_pool2d(ab, feats.shape[-2:]))
+        ce = F.cross_entropy(self.classify(feats), target, weight=self.weights, reduction="none")
         return ce.flatten(1).mean(1)

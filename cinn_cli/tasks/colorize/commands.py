@@ -214,7 +214,7 @@ def _colorize_from_latents(run, from_latents, transfer_levels: str, device: str,
     show_default=True,
     help="Weight of a direct colour signal for the condition network: the cross-entropy of each "
     "pixel's ab bin (grid 10 Lab units, rare colours weighted up, Zhang et al. 2016) predicted "
-    "from every level of its features by a training-only head, added to the loss (0: likelihood only). "
+    "from its finest features by a training-only head, added to the loss (0: likelihood only). "
     "The shown train bits/dim then include it; val bits/dim do not.",
 )
 @click.option(

@@ -78,7 +78,7 @@ class ColorizeTask:
     fixed-seed dequantization) on the ``crop_size`` centre crops of the val photos.
 
     ``colour_loss > 0`` adds that times the rebalanced ab-bin cross-entropy of a training-only
-    head on every level of the condition network's features (``colour_hint``), with the bins' rarity
+    head on the condition network's finest features (``colour_hint``), with the bins' rarity
     counted over the training photos; the loss the loop reports is then the sum.
 
     ``train_part`` (one of ``TRAIN_PARTS``) chooses what the run trains, so that the condition
@@ -139,7 +139,7 @@ class ColorizeTask:
 
         maps = [lab_pair(torch.from_numpy(p.copy()).permute(2, 0, 1)[None], self.ab_downscale)[0] for p in photos]
         with torch.no_grad():
-            channels = [f.shape[1] for f in model.cond_feats(torch.zeros(1, 1, self.crop, self.crop))]
+            channels = model.cond_feats(torch.zeros(1, 1, self.crop, self.crop))[0].shape[1]
         return ColourHead(channels, rebalancing_weights(count_bins(maps)))
 
     def _noise(self, shape, generator: torch.Generator) -> Tensor:
@@ -174,7 +174,7 @@ class ColorizeTask:
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         ab, L = batch
         if self.train_part == "condition":
-            return self.colour_loss * self.trainable.loss(model.cond_feats(L, ab.dtype), ab)
+            return self.colour_loss * self.trainable.loss(model.cond_feats(L, ab.dtype)[0], ab)
         if self.train_part == "flow":
             with torch.no_grad():
                 feats = model.cond_feats(L, ab.dtype)
@@ -183,7 +183,7 @@ class ColorizeTask:
             return -model.log_prob(ab, L) / ab[0].numel()
         feats = model.cond_feats(L, ab.dtype)  # once, for the flow and the colour head
         nll = -model.log_prob_features(ab, feats) / ab[0].numel()
-        return nll + self.colour_loss * self.trainable.loss(feats, ab)
+        return nll + self.colour_loss * self.trainable.loss(feats[0], ab)
 
     def to_bits(self, nats_per_dim: float) -> float:
         return nats_per_dim / math.log(2)
