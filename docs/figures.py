@@ -12,6 +12,10 @@
    --seed 1`` (one row per class at the model's T = 0.8, its name on the left), and
    ``docs/fashion-explore.png``: ``cinn explore --data FASHION --weights fashion --class Dress
    --class Sneaker --axes 3 --steps 9 --images 1000`` (each class's three largest axes, -2 to +2 std).
+6. ``docs/colorize-people.png`` (``--task people``): the same for photos of people from
+   ``../shared/data/photos/extra/`` (dlib's examples, public domain per Debian's copyright file;
+   training photos of the shipped model: the held-out everyday photos are GPL-licensed, so they
+   are scored in docs/colorize-results.md but not shown).
 4. ``docs/colour-transfer.png`` (``--task transfer``): per row a validation photo, its gray
    decoded with its own latent (``cinn encode --model colorize``, then ``cinn colorize GRAY OUT
    --from-latent``), the same gray with another photo's latent, and that other photo.
@@ -48,11 +52,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="MNIST folder (default: $CINN_MNIST or ../shared/data/mnist)")
     parser.add_argument("--weights", default=None, help="model file (default: the shipped one)")
-    parser.add_argument("--task", choices=["mnist", "colorize", "transfer", "fashion"], default="mnist")
+    parser.add_argument("--task", choices=["mnist", "colorize", "people", "transfer", "fashion"], default="mnist")
     parser.add_argument("--photos", default=None, help="validation photos (default: ../shared/data/photos/val)")
     args = parser.parse_args()
     if args.task == "colorize":
-        return colorize_figure(args)
+        root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "val"
+        picks = [root / name for name in COLORIZE_PICKS if (root / name).exists()] or sorted(root.glob("*.webp"))[:4]
+        return colorize_figure(args, picks, "colorize-val.png")
+    if args.task == "people":
+        root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "extra"
+        picks = [root / name for name in PEOPLE_PICKS if (root / name).exists()]
+        if not picks:
+            sys.exit(f"none of the people photos ({', '.join(PEOPLE_PICKS)}) is in {root}")
+        return colorize_figure(args, picks, "colorize-people.png")
     if args.task == "transfer":
         return transfer_figure(args)
     if args.task == "fashion":
@@ -138,11 +150,17 @@ COLORIZE_PICKS = (
 )
 
 
-def colorize_figure(args) -> None:
+PEOPLE_PICKS = (
+    "libdlib19.1__libdlib19.1_examples_faces_2008_001009.webp",
+    "libdlib19.1__libdlib19.1_examples_faces_2008_002470.webp",
+    "libdlib19.1__libdlib19.1_examples_johns_John_Simm_000288_00470387.webp",
+    "libdlib19.1__libdlib19.1_examples_faces_2009_004587.webp",
+)
+
+
+def colorize_figure(args, picks: list[Path], name: str) -> None:
     """Rows: gray input, original, 5 colourings; every photo scaled to 160 px high for the sheet."""
     weights = ["--weights", args.weights] if args.weights else []
-    root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "val"
-    picks = [root / name for name in COLORIZE_PICKS if (root / name).exists()] or sorted(root.glob("*.webp"))[:4]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -161,8 +179,8 @@ def colorize_figure(args) -> None:
     if len(widths) > 1:  # different aspect ratios: pad every tile to the widest
         wmax = max(widths)
         rows = [np.pad(r, ((0, 0), (0, wmax - r.shape[1]), (0, 0)), constant_values=40) for r in rows]
-    write_png(DOCS / "colorize-val.png", grid(rows, columns=7))
-    print(f"wrote {DOCS / 'colorize-val.png'}: {', '.join(p.name for p in picks)}")
+    write_png(DOCS / name, grid(rows, columns=7))
+    print(f"wrote {DOCS / name}: {', '.join(p.name for p in picks)}")
 
 
 TRANSFER_PAIRS = (
