@@ -276,4 +276,6 @@ def train_colorize(
         **init_info,
     )
     result = train(model, task, recipe, seed=seed, max_steps=steps, training_info=info, **loop)
+    for p in model.parameters():  # the part --train-part froze is the caller's to train again
+        p.requires_grad_(True)
     return model, result

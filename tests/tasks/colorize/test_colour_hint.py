@@ -127,6 +127,26 @@ def test_train_part_trains_only_its_part_and_is_refused_where_it_would_train_not
         r = invoke("train", "colorize", *common, "--init", init, *args, "--out", tmp_path / "no.safetensors")
         assert r.exit_code != 0 and words in r.output and "Traceback" not in r.output, r.output
         assert not (tmp_path / "no.safetensors").exists()
+    # the Python function hands back a model whose every weight trains again
+    from cinn_cli.tasks.colorize.train import train_colorize
+
+    model, _ = train_colorize(
+        data_dir=data,
+        val_dir=None,
+        preset="default",
+        epochs=None,
+        batch_size=4,
+        lr=None,
+        seed=0,
+        steps=1,
+        crops_per_photo=4,
+        init=str(init),
+        train_part="flow",
+        out=tmp_path / "api.safetensors",
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_train_part_choices_are_the_tasks():
