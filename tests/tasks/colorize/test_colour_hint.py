@@ -52,7 +52,9 @@ def test_head_loss_is_the_weighted_cross_entropy():
     assert loss.shape == (2,) and torch.allclose(loss, expected, atol=1e-6)
 
 
-def test_train_with_colour_loss_resumes_its_head_and_ships_without_it(tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_train_photos(tmp_path, monkeypatch):
+    """A folder of three small photos, with the tiny colorize config as the default preset."""
     from cinn_cli.tasks.colorize import model as core
 
     monkeypatch.setitem(core.COLORIZE_PRESETS, "default", ColorizeConfig(**TINY_COLORIZE))
@@ -60,6 +62,11 @@ def test_train_with_colour_loss_resumes_its_head_and_ships_without_it(tmp_path, 
     data.mkdir()
     for i in range(3):
         Image.fromarray(photo(i, 40, 48)).save(data / f"p{i}.png")
+    return data
+
+
+def test_train_with_colour_loss_resumes_its_head_and_ships_without_it(tmp_path, tiny_train_photos):
+    data = tiny_train_photos
     out = tmp_path / "m.safetensors"
     common = ["--batch-size", 4, "--crops-per-photo", 4, "--device", "cpu", "--colour-loss", 0.5, "--seed", 1]
     args = ["train", "colorize", "--data", data, "--out", out, *common]
@@ -83,15 +90,10 @@ def test_train_with_colour_loss_resumes_its_head_and_ships_without_it(tmp_path, 
     assert wrong.exit_code == 1 and "training-only weights" in wrong.output and "Traceback" not in wrong.output
 
 
-def test_train_part_trains_only_its_part_and_is_refused_where_it_would_train_nothing(tmp_path, monkeypatch):
+def test_train_part_trains_only_its_part_and_is_refused_where_it_would_train_nothing(tmp_path, tiny_train_photos):
     from cinn_cli.tasks import load_model
-    from cinn_cli.tasks.colorize import model as core
 
-    monkeypatch.setitem(core.COLORIZE_PRESETS, "default", ColorizeConfig(**TINY_COLORIZE))
-    data = tmp_path / "train"
-    data.mkdir()
-    for i in range(3):
-        Image.fromarray(photo(i, 40, 48)).save(data / f"p{i}.png")
+    data = tiny_train_photos
     common = ["--data", data, "--batch-size", 4, "--crops-per-photo", 4, "--device", "cpu", "--steps", 2]
     init = tmp_path / "init.safetensors"
     assert invoke("train", "colorize", *common, "--out", init).exit_code == 0
