@@ -12,13 +12,13 @@
    --seed 1`` (one row per class at the model's T = 0.8, its name on the left), and
    ``docs/fashion-explore.png``: ``cinn explore --data FASHION --weights fashion --class Dress
    --class Sneaker --axes 3 --steps 9 --images 1000`` (each class's three largest axes, -2 to +2 std).
+4. ``docs/colour-transfer.png`` (``--task transfer``): per row a validation photo, its gray
+   decoded with its own latent (``cinn encode --model colorize``, then ``cinn colorize GRAY OUT
+   --from-latent``), the same gray with another photo's latent, and that other photo.
 6. ``docs/colorize-people.png`` (``--task people``): the same for photos of people from
    ``../shared/data/photos/extra/`` (dlib's examples, public domain per Debian's copyright file;
    training photos of the shipped model: the held-out everyday photos are GPL-licensed, so they
    are scored in docs/colorize-results.md but not shown).
-4. ``docs/colour-transfer.png`` (``--task transfer``): per row a validation photo, its gray
-   decoded with its own latent (``cinn encode --model colorize``, then ``cinn colorize GRAY OUT
-   --from-latent``), the same gray with another photo's latent, and that other photo.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def cinn(*args: str) -> None:
         sys.exit(f"cinn {' '.join(args)} failed:\n{done.stderr}")
 
 
+def photo_folder(args, default: str) -> Path:
+    """``--photos``, or the workspace's ``../shared/data/photos/<default>``."""
+    return Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / default
+
+
 def upscale(a: np.ndarray, k: int = 3) -> np.ndarray:
     return np.kron(a, np.ones((k, k), np.uint8))
 
@@ -53,14 +58,18 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="MNIST folder (default: $CINN_MNIST or ../shared/data/mnist)")
     parser.add_argument("--weights", default=None, help="model file (default: the shipped one)")
     parser.add_argument("--task", choices=["mnist", "colorize", "people", "transfer", "fashion"], default="mnist")
-    parser.add_argument("--photos", default=None, help="validation photos (default: ../shared/data/photos/val)")
+    parser.add_argument(
+        "--photos",
+        default=None,
+        help="photo folder (default: ../shared/data/photos/val; --task people: ../shared/data/photos/extra)",
+    )
     args = parser.parse_args()
     if args.task == "colorize":
-        root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "val"
+        root = photo_folder(args, "val")
         picks = [root / name for name in COLORIZE_PICKS if (root / name).exists()] or sorted(root.glob("*.webp"))[:4]
         return colorize_figure(args, picks, "colorize-val.png")
     if args.task == "people":
-        root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "extra"
+        root = photo_folder(args, "extra")
         picks = [root / name for name in PEOPLE_PICKS if (root / name).exists()]
         if not picks:
             sys.exit(f"none of the people photos ({', '.join(PEOPLE_PICKS)}) is in {root}")
@@ -192,7 +201,7 @@ TRANSFER_PAIRS = (
 def transfer_figure(args) -> None:
     """Rows: photo A, A's gray with A's own latent, A's gray with B's latent, photo B (160 px high)."""
     weights = ["--weights", args.weights] if args.weights else []
-    root = Path(args.photos) if args.photos else DOCS.parents[1] / "shared" / "data" / "photos" / "val"
+    root = photo_folder(args, "val")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
