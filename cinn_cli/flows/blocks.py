@@ -151,7 +151,9 @@ class FCSubnet(nn.Module):
     that of ``Linear(d_in + d_cond, hidden)``. The last layer starts at zero, so the coupling
     starts as the identity.
 
-    Shapes: ``x (B, d_in)``, ``cond (B, d_cond)`` -> ``(B, d_out)``.
+    Shapes: ``x (B, d_in)``, ``cond (B, d_cond)`` or ``(1, d_cond)`` -> ``(B, d_out)``. A condition
+    of batch 1 is shared by the whole batch: its term is computed once and broadcast (several
+    samples of one input then pay for the condition once).
     """
 
     def __init__(self, d_in: int, d_out: int, *, d_cond: int, hidden: int, depth: int = 2):
@@ -169,7 +171,10 @@ class FCSubnet(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None) -> Tensor:
         h = self.first(x)
         if self.first_cond is not None:
-            h = torch.addmm(h, cond, self.first_cond.weight.t())
+            if cond.shape[0] == h.shape[0]:
+                h = torch.addmm(h, cond, self.first_cond.weight.t())
+            else:  # a shared condition (batch 1): (1, hidden) broadcast over the batch
+                h = h + self.first_cond(cond)
         return self.last(self.hidden_layers(h))
 
 
@@ -180,7 +185,8 @@ class ConvSubnet(nn.Module):
     (same parameter count as one convolution over ``cat([x, cond])``); the last convolution
     starts at zero.
 
-    Shapes: ``x (B, c_in, H, W)``, ``cond (B, c_cond, H, W)`` -> ``(B, c_out, H, W)``.
+    Shapes: ``x (B, c_in, H, W)``, ``cond (B, c_cond, H, W)`` or ``(1, c_cond, H, W)`` -> ``(B, c_out, H,
+    W)``; a condition of batch 1 is shared by the whole batch (convolved once, broadcast).
     """
 
     def __init__(
@@ -409,7 +415,8 @@ class Flow(nn.Module):
     """A chain of invertible blocks with multi-scale early exits.
 
     ``forward(x, cond_feats) -> (zs, logdet)``: ``zs`` is the list of latent levels in exit order
-    (the last entry is what remains at the end); each block reads ``cond_feats[block.cond_index]``.
+    (the last entry is what remains at the end); each block reads ``cond_feats[block.cond_index]``,
+    of the batch of ``x`` or of batch 1 (one condition shared by every sample, computed once).
     ``inverse(zs, cond_feats) -> (x, logdet_inv)`` undoes it exactly.
     """
 

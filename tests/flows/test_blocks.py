@@ -392,6 +392,23 @@ def test_flow_routes_conditions_by_cond_index(flow_setup):
             assert differs == (level in changed_levels), f"condition {k}, level {level}"
 
 
+def test_flow_shared_condition_equals_repeated(flow_setup):
+    """Conditions of batch 1 are shared by the whole batch: forward and inverse give what the
+    same conditions repeated per sample give (conv and fully connected subnets, 1e-10)."""
+    flow, x, zs, conds = flow_setup
+    shared = [c[:1] for c in conds]
+    repeated = [c.expand(X_SHAPE[0], *c.shape[1:]) for c in shared]
+    out_s, ld_s = flow(x, shared)
+    out_r, ld_r = flow(x, repeated)
+    assert max_abs_diff(flat(out_s), flat(out_r)) < ROUND_TRIP_TOL
+    assert max_abs_diff(ld_s, ld_r) < ROUND_TRIP_TOL
+    back_s, ldi_s = flow.inverse(zs, shared)
+    back_r, ldi_r = flow.inverse(zs, repeated)
+    assert back_s.shape == x.shape
+    assert max_abs_diff(back_s, back_r) < ROUND_TRIP_TOL
+    assert max_abs_diff(ldi_s, ldi_r) < ROUND_TRIP_TOL
+
+
 def test_flow_inverse_rejects_extra_latent_levels(flow_setup):
     """A latent with more levels than the flow has exits is a ValueError, not a silent result."""
     flow, _, zs, conds = flow_setup

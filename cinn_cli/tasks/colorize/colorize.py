@@ -92,9 +92,11 @@ def level_temperatures_text(model) -> str:
 @torch.no_grad()
 def working_ab(model, L: Tensor, zs: list[Tensor]) -> Tensor:
     """``L (1, 1, H, W)`` full-resolution lightness and a batch of ``n`` latents -> ab
-    ``(n, 2, h, w)`` at the model's colour resolution (the model runs at its working size)."""
-    size = model.working_size(*L.shape[-2:])
-    L_work = resize(L, size).expand(len(zs[0]), 1, *size)
+    ``(n, 2, h, w)`` at the model's colour resolution (the model runs at its working size).
+
+    The condition stays at batch 1: the condition network and every coupling's condition term run
+    once per photo, not once per sample (``Flow`` broadcasts a condition of batch 1)."""
+    L_work = resize(L, model.working_size(*L.shape[-2:]))
     return model.inverse(zs, L_work).clamp(-128.0, 128.0)  # the reference's clamp before lab2rgb
 
 

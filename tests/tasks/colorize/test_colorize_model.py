@@ -146,6 +146,26 @@ def test_paper_preset_round_trip():
     assert max_abs_diff(model.inverse(model(ab, L)[0], L), ab) < ROUND_TRIP_TOL
 
 
+@pytest.mark.parametrize("arch", ["tiny", "paper"])
+def test_working_ab_shares_the_condition_across_samples(arch):
+    """``working_ab`` runs the condition once per photo (batch 1) for n latents: the result equals
+    the inverse under the lightness repeated n times (the paper model's last level is fully
+    connected, the tiny one's convolutional), in float64."""
+    from cinn_cli.tasks.colorize.color import resize
+    from cinn_cli.tasks.colorize.colorize import working_ab
+
+    config = TINY["half-res"] if arch == "tiny" else COLORIZE_PRESETS["paper"]
+    model = randomise_(ColorizeCINN(config).double(), seed=7, scale=0.02 if arch == "paper" else 1.0)
+    g = torch.Generator().manual_seed(8)
+    L = 100 * torch.rand(1, 1, 64, 96, generator=g, dtype=torch.float64)
+    size = model.working_size(64, 96)
+    zs = [torch.randn(3, *s, generator=g, dtype=torch.float64) for s in model.latent_shapes(*size)]
+    repeated = model.inverse(zs, resize(L, size).expand(3, 1, *size)).clamp(-128.0, 128.0)
+    shared = working_ab(model, L, zs)
+    assert shared.shape == repeated.shape and shared.shape[0] == 3
+    assert max_abs_diff(shared, repeated) < ROUND_TRIP_TOL
+
+
 def test_default_preset_is_fully_convolutional():
     model = ColorizeCINN(COLORIZE_PRESETS["default"])
     assert model.latent_shapes(64, 96) == [(4, 16, 24), (8, 8, 12), (32, 4, 6)]
