@@ -57,6 +57,30 @@ def _bcast(ld: Tensor, like: Tensor) -> Tensor:
     return ld.to(like.dtype).reshape(ld.shape[0], *([1] * (like.dim() - 1)))
 
 
+def _scaled_atan(s: Tensor, alpha: float, sign: float) -> tuple[Tensor, Tensor]:
+    """``(a, sign * soft_clamp(s))`` with ``a = s / alpha``; ``a`` is ``s`` itself at ``alpha == 1``
+    (the division would be exact), and the sign rides on the scale (``x * -k == -(x * k)`` exactly,
+    so the inverse needs no separate negation)."""
+    a = s if alpha == 1.0 else s / alpha
+    return a, torch.atan(a).mul_(sign * alpha * _TWO_OVER_PI)
+
+
+def _affine_fwd_into(x: Tensor, s: Tensor, t: Tensor, alpha: float, out: Tensor | None):
+    """``y = x * exp(c) + t`` (into ``out`` when given), ``c = soft_clamp(s)``: ``(y, e, a, ld)``."""
+    a, c = _scaled_atan(s, alpha, 1.0)
+    e = torch.exp(c)
+    y = torch.addcmul(t, x, e) if out is None else torch.addcmul(t, x, e, out=out)
+    return y, e, a, sum_except_batch(c)
+
+
+def _affine_inv_into(y: Tensor, s: Tensor, t: Tensor, alpha: float, out: Tensor | None):
+    """``x = (y - t) * exp(-c)`` (into ``out`` when given): ``(x, exp(-c), a, -sum(c))``."""
+    a, c_neg = _scaled_atan(s, alpha, -1.0)
+    einv = torch.exp(c_neg)
+    x = (torch.sub(y, t) if out is None else torch.sub(y, t, out=out)).mul_(einv)
+    return x, einv, a, sum_except_batch(c_neg)
+
+
 class _AffineFwd(torch.autograd.Function):
     """Fused ``y = x * exp(clamp(s)) + t`` and ``ld = sum(clamp(s))`` per sample.
 
@@ -67,13 +91,10 @@ class _AffineFwd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, s: Tensor, t: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-        a = s / alpha
-        c = torch.atan(a).mul_(alpha * _TWO_OVER_PI)
-        e = torch.exp(c)
-        y = torch.addcmul(t, x, e)
+        y, e, a, ld = _affine_fwd_into(x, s, t, alpha, None)
         ctx.save_for_backward(x, e, a)
         ctx.t_dtype = t.dtype
-        return y, sum_except_batch(c)
+        return y, ld
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -95,13 +116,10 @@ class _AffineInv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y: Tensor, s: Tensor, t: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-        a = s / alpha
-        c = torch.atan(a).mul_(alpha * _TWO_OVER_PI)
-        einv = torch.exp(-c)
-        x = (y - t).mul_(einv)
+        x, einv, a, ld = _affine_inv_into(y, s, t, alpha, None)
         ctx.save_for_backward(x, einv, a)
         ctx.dtypes = (y.dtype, t.dtype)
-        return x, -sum_except_batch(c)
+        return x, ld
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -116,14 +134,27 @@ class _AffineInv(torch.autograd.Function):
         return gy, gs, gt, None
 
 
-def affine_forward(x: Tensor, s: Tensor, t: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+def _no_graph(*tensors: Tensor) -> bool:
+    """True when autograd records nothing for these tensors (sampling, encoding, evaluation)."""
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def affine_forward(x: Tensor, s: Tensor, t: Tensor, alpha: float, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(x * exp(soft_clamp(s)) + t, sum_except_batch(soft_clamp(s)))``, fused (one custom
-    autograd function with a hand-written backward)."""
+    autograd function with a hand-written backward). ``out``: a tensor of ``x``'s shape to write
+    ``y`` into, used only when no graph is recorded (``out=`` is not differentiable)."""
+    if _no_graph(x, s, t):
+        y, _, _, ld = _affine_fwd_into(x, s, t, float(alpha), out)
+        return y, ld
     return _AffineFwd.apply(x, s, t, float(alpha))
 
 
-def affine_inverse(y: Tensor, s: Tensor, t: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-    """``((y - t) * exp(-soft_clamp(s)), -sum_except_batch(soft_clamp(s)))``, fused."""
+def affine_inverse(y: Tensor, s: Tensor, t: Tensor, alpha: float, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``((y - t) * exp(-soft_clamp(s)), -sum_except_batch(soft_clamp(s)))``, fused; ``out`` as in
+    ``affine_forward``."""
+    if _no_graph(y, s, t):
+        x, _, _, ld = _affine_inv_into(y, s, t, float(alpha), out)
+        return x, ld
     return _AffineInv.apply(y, s, t, float(alpha))
 
 
@@ -255,21 +286,49 @@ class AffineCoupling(InvertibleModule):
         self.sub2 = subnet(self.n2, 2 * self.n1)  # reads x2, transforms x1
         self.sub1 = subnet(self.n1, 2 * self.n2)  # reads y1, transforms x2
 
+    def _buffer(self, x: Tensor, st: Tensor, cond: Tensor | None) -> Tensor | None:
+        """Without a graph, one output tensor whose two channel slices the affine maps write into,
+        instead of two tensors and a ``cat``; ``None`` when autograd records anything (``s`` and
+        ``t`` depend on ``x``, ``cond`` and the subnets' parameters, so those decide).
+
+        Its memory format is the subnet output's ``st``, as ``cat`` of the two halves would have
+        made it (channels-last after channels-last convolutions): the next blocks then see the
+        same layout, and compute the same numbers, with or without a graph."""
+        if torch.is_grad_enabled() and (
+            x.requires_grad
+            or (cond is not None and cond.requires_grad)
+            or any(p.requires_grad for p in self.parameters())
+        ):
+            return None
+        channels_last = st.dim() == 4 and not st.is_contiguous() and st.is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        dtype = torch.promote_types(x.dtype, st.dtype)
+        return torch.empty(x.shape, dtype=dtype, device=x.device, memory_format=fmt)
+
+    def _slices(self, out: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        return (None, None) if out is None else (out.narrow(1, 0, self.n1), out.narrow(1, self.n1, self.n2))
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x1, x2 = x.split([self.n1, self.n2], dim=1)
-        s2, t2 = self.sub2(x2, cond).chunk(2, dim=1)
-        y1, ld2 = affine_forward(x1, s2, t2, self.clamp)
+        st2 = self.sub2(x2, cond)
+        out = self._buffer(x, st2, cond)
+        out1, out2 = self._slices(out)
+        s2, t2 = st2.chunk(2, dim=1)
+        y1, ld2 = affine_forward(x1, s2, t2, self.clamp, out1)
         s1, t1 = self.sub1(y1, cond).chunk(2, dim=1)
-        y2, ld1 = affine_forward(x2, s1, t1, self.clamp)
-        return torch.cat([y1, y2], dim=1), ld1 + ld2
+        y2, ld1 = affine_forward(x2, s1, t1, self.clamp, out2)
+        return (torch.cat([y1, y2], dim=1) if out is None else out), ld1 + ld2
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         y1, y2 = y.split([self.n1, self.n2], dim=1)
-        s1, t1 = self.sub1(y1, cond).chunk(2, dim=1)
-        x2, ld1 = affine_inverse(y2, s1, t1, self.clamp)
+        st1 = self.sub1(y1, cond)
+        out = self._buffer(y, st1, cond)
+        out1, out2 = self._slices(out)
+        s1, t1 = st1.chunk(2, dim=1)
+        x2, ld1 = affine_inverse(y2, s1, t1, self.clamp, out2)
         s2, t2 = self.sub2(x2, cond).chunk(2, dim=1)
-        x1, ld2 = affine_inverse(y1, s2, t2, self.clamp)
-        return torch.cat([x1, x2], dim=1), ld1 + ld2
+        x1, ld2 = affine_inverse(y1, s2, t2, self.clamp, out1)
+        return (torch.cat([x1, x2], dim=1) if out is None else out), ld1 + ld2
 
 
 # --------------------------------------------------------------------------- fixed mixing

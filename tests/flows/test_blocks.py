@@ -460,3 +460,50 @@ def test_fused_affine_matches_unfused(shape):
     torch.testing.assert_close(ld_inv, -ld, rtol=0, atol=1e-12)
     for b, v in zip(before, (x, st), strict=True):
         assert torch.equal(b, v.detach()), "fused affine modified an input in place"
+
+
+COUPLING_CASES = [name for name in CASES if name.startswith("coupling")]
+
+
+@pytest.mark.parametrize(
+    ("name", "channels_last"),
+    [(name, False) for name in COUPLING_CASES] + [(n, True) for n in COUPLING_CASES if "conv" in n],
+)
+def test_coupling_without_graph_equals_autograd_path(name, channels_last):
+    """Without a graph (sampling, encoding) the coupling writes both halves into one buffer and
+    skips the autograd functions; its forward and inverse must give the very same numbers as the
+    autograd path (bit for bit) in the same memory layout, and round-trip to 1e-10."""
+    c = CASES[name]
+    block = randomise_(c.make().double(), seed=1)
+    x = randn(*c.x_shape, seed=2)
+    cond = None if c.cond_shape is None else randn(*c.cond_shape, seed=4)
+    if channels_last:  # channels-last weights, contiguous input (as after an exit split)
+        block = block.to(memory_format=torch.channels_last)
+    y_graph, ld_graph = block(x, cond)
+    back_graph, ldi_graph = block.inverse(y_graph.detach(), cond)
+    assert y_graph.requires_grad  # the parameters require grad: this was the autograd path
+    with torch.no_grad():
+        y, ld = block(x, cond)
+        back, ldi = block.inverse(y, cond)
+    assert torch.equal(y, y_graph.detach()) and torch.equal(ld, ld_graph.detach())
+    assert torch.equal(back, back_graph.detach()) and torch.equal(ldi, ldi_graph.detach())
+    assert max_abs_diff(back, x) < ROUND_TRIP_TOL
+    # the layout too (the next block's convolutions round by it): what cat made under autograd
+    assert y.stride() == y_graph.stride() and back.stride() == back_graph.stride()
+
+
+def test_coupling_frozen_with_condition_gradient():
+    """Frozen subnets (``--train-part condition``) and data without gradients, but a condition
+    that needs one: the coupling must take the autograd path, and the gradient reach the
+    condition (as it would with trainable subnets)."""
+    c = CASES["coupling-conv-cond"]
+    block = randomise_(c.make().double(), seed=1).requires_grad_(False)
+    x = randn(*c.x_shape, seed=2)
+    cond = randn(*c.cond_shape, seed=4).requires_grad_(True)
+    y, ld = block(x, cond)
+    assert y.requires_grad
+    (y.square().sum() + ld.sum()).backward()
+    assert cond.grad is not None and cond.grad.abs().max() > 0
+    with torch.no_grad():
+        y0, _ = block(x, cond)
+    assert torch.equal(y.detach(), y0)
