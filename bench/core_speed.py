@@ -37,6 +37,9 @@ made every step 2-5x slower and very noisy (OpenMP workers wait for a deschedule
 The last line is machine-readable:
     core_speed train_ratio=<geomean over the 2 archs> sample_ratio=<...> efficiency=<...>
 where efficiency = achieved FLOP/s of our mnist (fully connected) training step / mm FLOP/s.
+Above it, a ``ceiling`` line: the ratios ours would reach if every Linear/Conv2d FLOP ran at the
+fastest rate seen in the run (the mm probe's or any row's) and nothing else took time; a target
+above the ceiling needs fewer FLOPs, not faster code.
 With ``--compile`` it adds ``compiled_train_ratio=<geomean, our compiled step against FrEIA's
 eager one> break_even_steps=<the slower architecture's>``: the compile time over the time a
 compiled step saves (sampling is never compiled: the CLI must start without compile latency).
@@ -86,6 +89,11 @@ from cinn_cli.tasks.mnist.model import PRESETS, MnistCINN
 MNIST_BATCH = 256
 CONV_BATCH = 64
 MNIST_PARAMS = 24_341_120
+MNIST_MACS = 20 * 2 * (392 * 512 + 10 * 512 + 512 * 784)  # 20 couplings x 2 subnets, per sample
+# 4 couplings x 2 subnets per level, 3x3 kernels: (x half + cond) -> h -> h -> 2 x half, per pixel
+CONV_MACS = (
+    8 * 9 * (32 * 32 * (4 * 64 + 4 * 64 + 64 * 64 + 64 * 8) + 16 * 16 * (8 * 128 + 16 * 128 + 128 * 128 + 128 * 16))
+)
 MM_N = 4096
 
 
@@ -434,9 +442,30 @@ def timed(fn: Callable[[], None]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def linear_macs(model: nn.Module) -> int:
-    """Multiply-accumulates per sample of every nn.Linear in a forward pass (each runs once)."""
-    return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+def layer_macs(arch: dict) -> int:
+    """Multiply-accumulates per sample of every ``nn.Linear`` and ``nn.Conv2d`` of our build in one
+    pass (forward or sampling: each layer runs once). Linear layers are counted from their shapes
+    (``FCSubnet`` applies its condition weight without calling the module, so a hook would miss
+    it), convolutions by forward hooks on a batch of 2 (their cost depends on the image size).
+    FrEIA's build has the same count: its first layer reads ``cat([x, cond])``, ours splits it in
+    two. The fixed 1x1 mixing (a few channels) is not counted."""
+    model = arch["ours"]
+    total = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+    conv_total = 0
+
+    def count(m: nn.Conv2d, _inp, out: Tensor) -> None:
+        nonlocal conv_total
+        conv_total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        x, cond, _ = arch["make_batch"](2, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            arch["ours_fwd"](x, cond)
+    finally:
+        for h in handles:
+            h.remove()
+    return total + conv_total // 2
 
 
 def cpu_name() -> str:
@@ -522,6 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     for arch in archs:
+        arch["macs"] = layer_macs(arch)
         n_o, n_f = n_trainable(arch["ours"]), n_trainable(arch["freia"])
         diff = check_equivalence(arch)
         print(
@@ -531,6 +561,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         assert n_o == n_f, f"{arch['name']}: parameter counts differ ({n_o} vs {n_f})"
     assert n_trainable(archs[0]["ours"]) == MNIST_PARAMS
+    assert [a["macs"] for a in archs] == [MNIST_MACS, CONV_MACS], [a["macs"] for a in archs]  # by hand
 
     # Tasks: (arch, phase) -> {"ours": fn, "freia": fn[, "compiled": fn]}; plus the matmul probe.
     g = torch.Generator().manual_seed(0)
@@ -630,22 +661,37 @@ def report(
                 f"pays back after {break_even[-1]:,.0f} steps"
             )
 
-    # FLOPs of one fully connected (mnist) training step, counting only the Linear layers:
-    #   flops = 3 * 2 * MACs_fwd * batch
-    # MACs_fwd = sum over every nn.Linear of in_features * out_features (per sample, forward),
-    # 2 FLOPs per MAC, and x3 for forward + backward (the backward is ~2x the forward: grads
-    # w.r.t. inputs and w.r.t. weights). Elementwise ops, permutations and Adam are not counted.
-    macs = linear_macs(tasks[0][0]["ours"])
-    fc_flops = 3 * 2 * macs * MNIST_BATCH
-    t_fc = med[("mnist", "train", "ours")]
-    efficiency = fc_flops / t_fc / mm_flops
+    # FLOPs of a step, counting only the Linear and Conv2d layers (layer_macs, 2 FLOPs per MAC):
+    # a sampling pass runs each layer once, a training step about 3x (the backward computes grads
+    # w.r.t. inputs and weights). Elementwise ops, permutations and Adam are not counted.
+    #   efficiency = our mnist training step's FLOP/s / the matmul probe's
+    #   ceiling    = FrEIA's time / (FLOPs at the fastest rate this run saw, the probe's or any
+    #                row's): the ratio ours would reach if every counted FLOP ran at that rate and
+    #                nothing else took any time. A ratio target above it needs fewer FLOPs, not
+    #                faster code.
     print(
         f"  matmul {MM_N}x{MM_N} float32: {mm_flops / 1e9:.0f} GFLOP/s (median; "
         f"min {min(mm) / 1e9:.0f}, max {max(mm) / 1e9:.0f})"
     )
+    flops = {}
+    for arch, phase, _fns in tasks:
+        passes = 3 if phase == "train" else 1
+        flops[(arch["name"], phase)] = 2 * passes * arch["macs"] * arch["batch"]
+    rates = {k: flops[k[:2]] / t for k, t in med.items()}
+    peak = max(mm_flops, *rates.values())
+    ceiling: dict[str, list[float]] = {"train": [], "sample": []}
+    print(f"  counted GFLOP (Linear + Conv2d) and GFLOP/s; ceiling at {peak / 1e9:.0f} GFLOP/s:")
+    for (name, phase), f in flops.items():
+        ceiling[phase].append(med[(name, phase, "freia")] / (f / peak))
+        print(
+            f"  {name:5s} {phase:6s} {f / 1e9:6.1f} GFLOP  ours {rates[(name, phase, 'ours')] / 1e9:4.0f}  "
+            f"FrEIA {rates[(name, phase, 'freia')] / 1e9:4.0f} GFLOP/s  ceiling FrEIA/ours <= {ceiling[phase][-1]:.3f}"
+        )
+    efficiency = rates[("mnist", "train", "ours")] / mm_flops
     print(
-        f"  mnist train step: {macs:,} Linear MACs/sample x 6 x {MNIST_BATCH} = {fc_flops / 1e9:.1f} GFLOP "
-        f"in {t_fc * 1e3:.0f} ms = {fc_flops / t_fc / 1e9:.0f} GFLOP/s -> efficiency {efficiency:.3f}"
+        f"  ceiling train_ratio<={math.sqrt(ceiling['train'][0] * ceiling['train'][1]):.3f} "
+        f"sample_ratio<={math.sqrt(ceiling['sample'][0] * ceiling['sample'][1]):.3f}; mnist train efficiency "
+        f"{efficiency:.3f} (its GFLOP/s over the matmul probe's)"
     )
     summary = {
         "train_ratio": math.sqrt(ratios["train"][0] * ratios["train"][1]),
