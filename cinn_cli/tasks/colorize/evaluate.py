@@ -123,17 +123,41 @@ def evaluate_colorize(
 
 
 @torch.no_grad()
-def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int) -> dict[str, float]:
-    """The same numbers on whole photos at full size, produced as ``cinn colorize`` produces them:
-    the photo's gray (PIL ``convert('L')``) is the input, colour is predicted at the working size
-    and brought to full size by the guided filter; RMSE against the photo itself. Val bits/dim:
-    the photo's ab at the working resolution under its working-size lightness."""
+def whole_photo_samples(model, data_dir: Path, n: int, temperature: float, seed: int):
+    """Each readable photo of ``data_dir`` (sorted, as ``cinn colorize`` lists a folder) colourised
+    as ``cinn colorize`` does it: the photo's gray (PIL ``convert('L')``) is the input, colour is
+    predicted at the working size and brought to full size by the guided filter; sample 1 is the
+    latent's mode. Yields ``(rel, rgb, L, L_work, samples)``: the path relative to ``data_dir``,
+    the photo ``(H, W, 3)`` uint8, its lightness ``(1, 1, H, W)`` and working-size lightness, and
+    the colourings ``(1, n, 3, H, W)`` RGB in [0, 1] on the CPU."""
     from PIL import Image
 
     from cinn_cli.batch.images import discover
     from cinn_cli.batch.photos import PhotoError, read_rgb
     from cinn_cli.tasks.colorize.colorize import colorize_lightness
-    from cinn_cli.tasks.colorize.transfer import photo_ab, working_lightness
+    from cinn_cli.tasks.colorize.transfer import working_lightness
+
+    device = next(model.parameters()).device
+    for path, rel in discover(str(data_dir)):
+        try:
+            rgb = read_rgb(path)
+        except PhotoError:
+            continue  # load_photos (evaluate_colorize) already named it
+        gray = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255.0
+        L, L_work = working_lightness(model, gray, device)
+        shapes = model.latent_shapes(*L_work.shape[-2:])
+        temps = model.level_temperatures(temperature)
+        zs_each = [colorize_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps, k) for k in range(1, n + 1)]
+        zs = stack_levels(zs_each, device)
+        yield rel, rgb, L, L_work, colorize_lightness(model, L, zs).cpu().unsqueeze(0)
+
+
+@torch.no_grad()
+def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int) -> dict[str, float]:
+    """The same numbers on whole photos at full size (``whole_photo_samples``), RMSE against the
+    photo itself. Val bits/dim: the photo's ab at the working resolution under its working-size
+    lightness."""
+    from cinn_cli.tasks.colorize.transfer import photo_ab
 
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -141,22 +165,11 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
     keys = ("bpd", "b8", "b8p", "b1", "var", "m", "m_gt", "g8", "m_g", "o", "m_o")
     keys += ("ab", "ab_best", "ab_1", "ab_rest", "ab_g")  # ab errors: typical, best of n, sample 1, 2..n, gray
     per: dict[str, list[float]] = {k: [] for k in keys}
-    for path, rel in discover(str(data_dir)):
-        try:
-            rgb = read_rgb(path)
-        except PhotoError:
-            continue  # load_photos (above) already named it
-        gray = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255.0
-        L, L_work = working_lightness(model, gray, device)
+    for _rel, rgb, L, L_work, samples in whole_photo_samples(model, data_dir, n, temperature, seed):
         ab = photo_ab(model, rgb, L_work)
         ceiling = full_size_rgb(L, ab).cpu().unsqueeze(1)  # the photo's own colour at the working resolution
         ab = ab + (low + (high - low) * torch.rand(ab.shape, generator=g)).to(device)
         per["bpd"].append(float(ab_bits_per_dim(model.log_prob(ab, L_work), ab[0].numel())))
-        shapes = model.latent_shapes(*L_work.shape[-2:])
-        temps = model.level_temperatures(temperature)
-        zs_each = [colorize_latent(shapes, derive_seed(seed, rel.as_posix(), k), temps, k) for k in range(1, n + 1)]
-        zs = stack_levels(zs_each, device)
-        samples = colorize_lightness(model, L, zs).cpu().unsqueeze(0)  # (1, n, 3, H, W)
         target = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
         gray_rgb = lab_to_rgb(torch.cat([L.cpu(), torch.zeros_like(L.cpu()).expand(-1, 2, -1, -1)], 1)).unsqueeze(1)
         per["b8"].append(float(best_of_n_rmse(samples, target)))

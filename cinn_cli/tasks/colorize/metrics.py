@@ -42,25 +42,28 @@ def colourfulness(rgb: Tensor) -> Tensor:
 AB_ERROR_SHORT_SIDE = 256  # EVALUATION.md: ab errors are measured at a 256-pixel short side
 
 
-def ab_errors(samples: Tensor, target: Tensor, short_side: int = AB_ERROR_SHORT_SIDE) -> tuple[Tensor, Tensor]:
-    """Per-pixel Euclidean ab distance in CIE Lab (``skimage.color.rgb2lab``, as ``color.rgb_to_lab``),
-    each image first reduced (area average, RGB) to ``short_side`` pixels on its short side
-    (never enlarged): ``samples (N, n, 3, H, W)``, ``target (N, 3, H, W)`` -> ``(N, n)`` mean
-    distance per sample and ``(N,)`` the gray baseline's (ab = 0), i.e. the original's mean ab
-    magnitude. Typical / best-of-n ab error are the mean / min over n of the first."""
+def reduced_ab(rgb: Tensor, short_side: int = AB_ERROR_SHORT_SIDE) -> Tensor:
+    """``rgb (B, 3, H, W)`` in [0, 1] -> its CIE Lab ab ``(B, 2, h, w)`` (float64,
+    ``skimage.color.rgb2lab`` as ``color.rgb_to_lab``) after reducing it (area average, in RGB, like
+    a resized photo) to ``short_side`` pixels on its short side (never enlarged)."""
     from cinn_cli.tasks.colorize.color import rgb_to_lab
 
-    N, n, _, H, W = samples.shape
+    H, W = rgb.shape[-2:]
     scale = min(1.0, short_side / min(H, W))
     size = (max(1, round(H * scale)), max(1, round(W * scale)))
+    rgb = rgb.double()
+    if size != (H, W):
+        rgb = torch.nn.functional.interpolate(rgb, size=size, mode="area")
+    return rgb_to_lab(rgb.clamp(0.0, 1.0))[:, 1:]
 
-    def ab(rgb: Tensor) -> Tensor:  # (B, 3, H, W) -> (B, 2, h, w); reduced in RGB, like a resized photo
-        rgb = rgb.double()
-        if size != (H, W):
-            rgb = torch.nn.functional.interpolate(rgb, size=size, mode="area")
-        return rgb_to_lab(rgb.clamp(0.0, 1.0))[:, 1:]
 
-    truth = ab(target)  # (N, 2, h, w)
+def ab_errors(samples: Tensor, target: Tensor, short_side: int = AB_ERROR_SHORT_SIDE) -> tuple[Tensor, Tensor]:
+    """Per-pixel Euclidean ab distance at ``short_side`` (``reduced_ab``): ``samples (N, n, 3, H, W)``,
+    ``target (N, 3, H, W)`` -> ``(N, n)`` mean distance per sample and ``(N,)`` the gray baseline's
+    (ab = 0), i.e. the original's mean ab magnitude. Typical / best-of-n ab error are the mean / min
+    over n of the first."""
+    N, n = samples.shape[:2]
+    truth = reduced_ab(target, short_side)  # (N, 2, h, w)
     gray = truth.norm(dim=1).flatten(1).mean(1)
-    per = ab(samples.flatten(0, 1)).unflatten(0, (N, n)) - truth.unsqueeze(1)
+    per = reduced_ab(samples.flatten(0, 1), short_side).unflatten(0, (N, n)) - truth.unsqueeze(1)
     return per.norm(dim=2).flatten(2).mean(2), gray
