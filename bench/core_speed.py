@@ -38,8 +38,9 @@ The last line is machine-readable:
     core_speed train_ratio=<geomean over the 2 archs> sample_ratio=<...> efficiency=<...>
 where efficiency = achieved FLOP/s of our mnist (fully connected) training step / mm FLOP/s.
 Above it, a ``ceiling`` line: the ratios ours would reach if every Linear/Conv2d FLOP ran at the
-fastest rate seen in the run (the mm probe's or any row's) and nothing else took time; a target
-above the ceiling needs fewer FLOPs, not faster code.
+fastest rate seen in the run (the mm probe's or any row's) and nothing else took time but, in
+training, the Adam step (timed alone on tensors of our parameters' shapes, the same for both);
+a target above the ceiling needs fewer FLOPs, not faster code.
 With ``--compile`` it adds ``compiled_train_ratio=<geomean, our compiled step against FrEIA's
 eager one> break_even_steps=<the slower architecture's>``: the compile time over the time a
 compiled step saves (sampling is never compiled: the CLI must start without compile latency).
@@ -435,6 +436,17 @@ def make_sample(arch: dict, which: str, zs, cond) -> Callable[[], None]:
     return sample
 
 
+def make_adam_probe(arch: dict) -> Callable[[], None]:
+    """One ``torch.optim.Adam`` step (the training steps' optimiser, PyTorch's CPU default) over
+    fresh tensors of our trainable parameters' shapes with fixed random gradients: the part of a
+    training step that neither core can shorten (both have the same parameter shapes)."""
+    g = torch.Generator().manual_seed(1)
+    params = [torch.zeros(p.shape, requires_grad=True) for p in arch["ours"].parameters() if p.requires_grad]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g)
+    return torch.optim.Adam(params, lr=1e-4).step
+
+
 def timed(fn: Callable[[], None]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) for one call."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -579,10 +591,12 @@ def main(argv: list[str] | None = None) -> None:
             tasks.append((arch, phase, fns))
     a = torch.randn(MM_N, MM_N)
     b = torch.randn(MM_N, MM_N)
+    adam_probes = {arch["name"]: make_adam_probe(arch) for arch in archs}
 
     # times[clock][(arch, phase, which)] = per-round seconds; mm[clock] = per-round FLOP/s
     times: dict[str, dict[tuple[str, str, str], list[float]]] = {"wall": {}, "cpu": {}}
     mm: dict[str, list[float]] = {"wall": [], "cpu": []}
+    adam: dict[str, dict[str, list[float]]] = {"wall": {}, "cpu": {}}  # [clock][arch] = per-round seconds
     mm_flop = 2 * MM_N**3
     t_start = time.perf_counter()
     for r in range(warmup + rounds):
@@ -591,6 +605,11 @@ def main(argv: list[str] | None = None) -> None:
         if measuring:
             mm["wall"].append(mm_flop / tw)
             mm["cpu"].append(mm_flop / tc)
+        for name, probe in adam_probes.items():
+            tw, tc = timed(probe)
+            if measuring:
+                adam["wall"].setdefault(name, []).append(tw)
+                adam["cpu"].setdefault(name, []).append(tc)
         for i, (arch, phase, fns) in enumerate(tasks):
             # alternate which implementation goes first, so neither always runs on a hot cache
             order = sorted(fns, reverse=(r + i) % 2 == 1)  # compiled, freia, ours and back
@@ -603,7 +622,7 @@ def main(argv: list[str] | None = None) -> None:
 
     summary: dict[str, dict[str, float]] = {}
     for clk in (clock, "wall" if clock == "cpu" else "cpu"):
-        summary[clk] = report(clk, clk == clock, tasks, times[clk], mm[clk], compile_seconds)
+        summary[clk] = report(clk, clk == clock, tasks, times[clk], mm[clk], adam[clk], compile_seconds)
     s = summary[clock]
     print(f"  timed loop: {elapsed:.0f} s wall")
     compiled = (
@@ -623,6 +642,7 @@ def report(
     tasks: list,
     times: dict[tuple[str, str, str], list[float]],
     mm: list[float],
+    adam: dict[str, list[float]],
     compile_seconds: dict[str, float],
 ) -> dict[str, float]:
     """Print one clock's table and return its summary numbers."""
@@ -666,9 +686,9 @@ def report(
     # w.r.t. inputs and weights). Elementwise ops, permutations and Adam are not counted.
     #   efficiency = our mnist training step's FLOP/s / the matmul probe's
     #   ceiling    = FrEIA's time / (FLOPs at the fastest rate this run saw, the probe's or any
-    #                row's): the ratio ours would reach if every counted FLOP ran at that rate and
-    #                nothing else took any time. A ratio target above it needs fewer FLOPs, not
-    #                faster code.
+    #                row's, plus for training the Adam step alone): the ratio ours would reach if
+    #                every counted FLOP ran at that rate and nothing else but the optimiser took
+    #                any time. A ratio target above it needs fewer FLOPs, not faster code.
     print(
         f"  matmul {MM_N}x{MM_N} float32: {mm_flops / 1e9:.0f} GFLOP/s (median; "
         f"min {min(mm) / 1e9:.0f}, max {max(mm) / 1e9:.0f})"
@@ -680,12 +700,18 @@ def report(
     rates = {k: flops[k[:2]] / t for k, t in med.items()}
     peak = max(mm_flops, *rates.values())
     ceiling: dict[str, list[float]] = {"train": [], "sample": []}
-    print(f"  counted GFLOP (Linear + Conv2d) and GFLOP/s; ceiling at {peak / 1e9:.0f} GFLOP/s:")
+    print(
+        f"  counted GFLOP (Linear + Conv2d) and GFLOP/s; ceiling at {peak / 1e9:.0f} GFLOP/s "
+        "(+ the Adam step alone for training):"
+    )
     for (name, phase), f in flops.items():
-        ceiling[phase].append(med[(name, phase, "freia")] / (f / peak))
+        t_adam = statistics.median(adam[name]) if phase == "train" else 0.0
+        ceiling[phase].append(med[(name, phase, "freia")] / (f / peak + t_adam))
         print(
             f"  {name:5s} {phase:6s} {f / 1e9:6.1f} GFLOP  ours {rates[(name, phase, 'ours')] / 1e9:4.0f}  "
-            f"FrEIA {rates[(name, phase, 'freia')] / 1e9:4.0f} GFLOP/s  ceiling FrEIA/ours <= {ceiling[phase][-1]:.3f}"
+            f"FrEIA {rates[(name, phase, 'freia')] / 1e9:4.0f} GFLOP/s"
+            + (f"  Adam {t_adam * 1e3:5.1f} ms" if phase == "train" else " " * 15)
+            + f"  ceiling FrEIA/ours <= {ceiling[phase][-1]:.3f}"
         )
     efficiency = rates[("mnist", "train", "ours")] / mm_flops
     print(
