@@ -275,7 +275,14 @@ def train_colorize(
         **({"train_part": train_part} if train_part != "all" else {}),
         **init_info,
     )
-    result = train(model, task, recipe, seed=seed, max_steps=steps, training_info=info, **loop)
+    # Channels-last weights make a CPU training step about 1.08x faster (bench/README.md), but a
+    # channels-last convolution's result depends on the batch size, so the model goes back to
+    # the default layout before it is returned: a sample's bytes must not depend on -n.
+    model.to(memory_format=torch.channels_last)
+    try:
+        result = train(model, task, recipe, seed=seed, max_steps=steps, training_info=info, **loop)
+    finally:
+        model.to(memory_format=torch.contiguous_format)
     for p in model.parameters():  # the part --train-part froze is the caller's to train again
         p.requires_grad_(True)
     return model, result

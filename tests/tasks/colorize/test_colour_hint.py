@@ -149,6 +149,17 @@ def test_train_part_trains_only_its_part_and_is_refused_where_it_would_train_not
         progress=False,
     )
     assert all(p.requires_grad for p in model.parameters())
+    # trained with channels-last weights, handed back in the default layout, whose samples do not
+    # depend on how many are drawn together
+    assert all(p.is_contiguous() for p in model.parameters())
+    from cinn_cli.tasks.colorize.colorize import working_ab
+
+    g = torch.Generator().manual_seed(0)
+    L = 100 * torch.rand(1, 1, 64, 96, generator=g)
+    zs = [torch.randn(3, *s, generator=g) for s in model.latent_shapes(*model.working_size(64, 96))]
+    with torch.no_grad():
+        one, three = working_ab(model, L, [z[:1] for z in zs]), working_ab(model, L, zs)
+    assert torch.equal(one, three[:1])
 
 
 def test_train_part_choices_are_the_tasks():
