@@ -149,8 +149,8 @@ def test_train_part_trains_only_its_part_and_is_refused_where_it_would_train_not
         progress=False,
     )
     assert all(p.requires_grad for p in model.parameters())
-    # trained with channels-last weights, handed back in the default layout, whose samples do not
-    # depend on how many are drawn together
+    # trained with channels-last weights, handed back in the default layout (here, samples drawn
+    # alone or together agree exactly)
     assert all(p.is_contiguous() for p in model.parameters())
     from cinn_cli.tasks.colorize.colorize import working_ab
 
