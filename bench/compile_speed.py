@@ -43,7 +43,8 @@ def setups(device: torch.device):
     mnist = MnistTask(DATA / "mnist", MNIST_TRAIN_NOISE["default"], eval_limit=100)
     recipe = MNIST_RECIPES["default"]
     yield "mnist", MnistCINN(PRESETS["default"]), mnist, recipe.batch_size, recipe.epochs * (60000 // recipe.batch_size)
-    model = ColorizeCINN(COLORIZE_PRESETS["default"])
+    # channels-last, as train_colorize trains it
+    model = ColorizeCINN(COLORIZE_PRESETS["default"]).to(memory_format=torch.channels_last)
     task = ColorizeTask(model, DATA / "photos" / "val", None, COLORIZE_NOISE["default"])
     recipe = COLORIZE_RECIPES["default"]
     train_photos = sum(1 for p in (DATA / "photos" / "train").rglob("*") if p.suffix in (".jpg", ".png", ".webp"))
