@@ -294,11 +294,7 @@ class AffineCoupling(InvertibleModule):
         Its memory format is the subnet output's ``st``, as ``cat`` of the two halves would have
         made it (channels-last after channels-last convolutions): the next blocks then see the
         same layout, and compute the same numbers, with or without a graph."""
-        if torch.is_grad_enabled() and (
-            x.requires_grad
-            or (cond is not None and cond.requires_grad)
-            or any(p.requires_grad for p in self.parameters())
-        ):
+        if not _no_graph(x, *(() if cond is None else (cond,)), *self.parameters()):
             return None
         channels_last = st.dim() == 4 and not st.is_contiguous() and st.is_contiguous(memory_format=torch.channels_last)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
