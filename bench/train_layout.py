@@ -5,8 +5,10 @@
 `cinn train colorize` trains with channels-last weights and hands the model back in the default
 layout (`train_colorize`). This times the default preset's training step exactly as the loop
 runs it (``compile_speed.step_timer``: the task's loss, backward, clipping, fused Adam; batch 16
-of 64x64 crops of the val photos) on two copies of one model, one per layout, alternating rounds;
-medians. It checks first that both give the same loss to float rounding. Last line:
+of 64x64 crops of the val photos) on two copies of the shipped model (trained weights, so the
+first check means something: a new model's zero-initialised couplings give equal losses in any
+layout), one per layout, alternating rounds; medians. It checks first that both give the same
+loss to float rounding. Last line:
 
     train_layout contiguous_ms=<median> channels_last_ms=<median> ratio=<contiguous / channels-last>
 """
@@ -20,7 +22,7 @@ import statistics
 import torch
 from compile_speed import DATA, step_timer
 
-from cinn_cli.tasks.colorize.model import COLORIZE_PRESETS, ColorizeCINN
+from cinn_cli.tasks import load_model, resolve_weights
 from cinn_cli.tasks.colorize.train import COLORIZE_NOISE, COLORIZE_RECIPES, ColorizeTask
 from cinn_cli.training.loop import _Objective
 
@@ -35,7 +37,7 @@ def main() -> None:
     device = torch.device("cpu")
 
     torch.manual_seed(0)
-    model = ColorizeCINN(COLORIZE_PRESETS["default"])
+    model, _ = load_model(resolve_weights(None, "colorize"), device="cpu", task="colorize")
     task = ColorizeTask(model, DATA / "photos" / "val", None, COLORIZE_NOISE["default"])
     batch_size = COLORIZE_RECIPES["default"].batch_size
     models = {"contiguous": model, "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
