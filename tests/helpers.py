@@ -7,8 +7,12 @@ checks that. Every builder is seeded, so a test that calls one twice gets the sa
 from __future__ import annotations
 
 import gzip
+import signal
 import struct
+import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +145,37 @@ def invoke(*args, **kw):
 def cli(*args) -> list[str]:
     """The argv of ``cinn ARGS`` as a separate process."""
     return [sys.executable, "-m", "cinn_cli", *map(str, args)]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child ``cinn``: one torch thread, and Python's fault handler on, so
+    that ``watchdog`` can make a hung child print the stack of each of its threads."""
+    import os
+
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **extra}
+
+
+@contextmanager
+def watchdog(proc: subprocess.Popen, seconds: float):
+    """Around reads of ``proc``'s pipes, which wait for it to exit: if it still runs after ``seconds``
+    it gets SIGABRT (under ``child_env`` it then prints every thread's stack to its stderr), then
+    SIGKILL, so a hung child fails the test with its stacks instead of hanging the suite."""
+
+    def expire() -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGABRT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def tree(folder: Path) -> dict[str, bytes]:

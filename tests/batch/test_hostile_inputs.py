@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli, invoke, photo, tiny_mnist_file, tree
+from helpers import child_env, cli, invoke, photo, tiny_mnist_file, tree, watchdog
 from PIL import Image
 
 from cinn_cli.batch.images import discover
@@ -252,14 +252,14 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
     for i in range(80):
         Image.fromarray(photo(i, 24, 24)).save(src / f"{i:03}.png")
     args = ("colorize", src, tmp_path / "o", "-n", 2, "--seed", 3, "--weights", weights, "--json")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cli(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    first = proc.stdout.readline()  # the first written output: the run is under way
-    assert json.loads(first)["event"] == "written"
-    proc.send_signal(signal.SIGTERM)
-    # stdout's own buffer may hold more lines already: communicate() would read past them
-    rest, err = proc.stdout.read(), proc.stderr.read()
-    proc.wait(timeout=60)
+    proc = subprocess.Popen(cli(*args), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with watchdog(proc, 120):
+        first = proc.stdout.readline()  # the first written output: the run is under way
+        assert json.loads(first)["event"] == "written"
+        proc.send_signal(signal.SIGTERM)
+        # stdout's own buffer may hold more lines already: communicate() would read past them
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        proc.wait()
     lines = [json.loads(line) for line in (first + rest).decode().splitlines()]
     assert proc.returncode == 143 and b"Traceback" not in err, err
     assert lines[-1]["event"] == "summary" and lines[-1]["aborted"] is True
@@ -269,6 +269,49 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
     assert b"aborted by SIGTERM" in err
     not_started = lines[-1]["not_started"]  # 80 inputs, counted in the background
     assert 0 < not_started < 80 and f"inputs not started: {not_started}".encode() in err
+
+
+# A run whose summary never returns (a wait stuck while the run winds down): argv[1] is the grace.
+STUCK_AFTER_SIGTERM = """
+import sys, threading
+from cinn_cli.clikit import runs
+
+class StuckReport:
+    def finish(self, aborted_by=None):
+        threading.Event().wait()
+
+runs.TERM_GRACE_SECONDS = float(sys.argv[1])
+with runs.interruptible(StuckReport()):
+    print("running", flush=True)
+    threading.Event().wait()
+"""
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_run_stuck_after_sigterm_still_ends(signals):
+    """However the winding down of a run hangs, SIGTERM ends the process with 143: after the grace
+    period, or at once on a second SIGTERM."""
+    grace = 2.0 if signals == 1 else 600.0
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_AFTER_SIGTERM, str(grace)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with watchdog(proc, 60):
+        assert proc.stdout.readline() == b"running\n"
+        started = time.monotonic()
+        for _ in range(signals):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        err = proc.stderr.read().decode()
+        proc.wait()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    if signals == 1:
+        assert "still winding down 2 s after SIGTERM" in err and time.monotonic() - started >= grace
+    else:
+        assert "second SIGTERM, exiting at once" in err
 
 
 def test_sample_aborted_counts_the_samples_not_started(monkeypatch, tmp_path):
