@@ -19,7 +19,7 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     assert "mnist-classifier.safetensors" in SHIPPED
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, ROOT], check=True)
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, ROOT], check=True, timeout=300)
     wheel = next(wheels.glob("cinn-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for name in SHIPPED:
@@ -32,7 +32,7 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "cinn = cinn_cli.cli.app:entry" in zipfile.ZipFile(wheel).read(entry_points).decode()
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True, timeout=300)
     code = (
         "import cinn_cli.files.model_file as s, sys\n"
         "for name in sys.argv[1:]:\n"
@@ -41,7 +41,7 @@ def test_wheel_ships_weights_and_installed_package_finds_them(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     cmd = [sys.executable, "-c", code, *SHIPPED]
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True, timeout=300)
     out = done.stdout.splitlines()
     assert len(out) == len(SHIPPED)
     for line in out:

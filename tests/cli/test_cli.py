@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import invoke, tiny_colorize_file, tiny_mnist_file
+from helpers import child_env, invoke, tiny_colorize_file, tiny_mnist_file, watchdog
 from PIL import Image
 
 from cinn_cli.batch.images import quantize
@@ -38,7 +38,7 @@ def test_help_does_not_import_torch():
         "import sys; from cinn_cli.cli import main; sys.argv = ['cinn', '--help']\n"
         "try: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     assert out.strip().endswith("False")
 
 
@@ -80,12 +80,17 @@ def test_a_closed_stdout_ends_the_run_quietly(tiny_weights, tmp_path, command):
         weights = tiny_colorize_file(tmp_path / "c.safetensors")
         args = ["colorize", src, tmp_path / "o", "-n", "2", "--weights", weights, "--json", "--no-latents"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cinn_cli", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "cinn_cli", *map(str, args)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert json.loads(proc.stdout.readline())["event"] == "written"
-    proc.stdout.close()  # the pipe buffer (64 KiB) fills long before 2,000 / 800 lines are written
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) == 1
+    with watchdog(proc, 120):
+        assert json.loads(proc.stdout.readline())["event"] == "written"
+        proc.stdout.close()  # the pipe buffer (64 KiB) fills long before 2,000 / 800 lines are written
+        err = proc.stderr.read().decode()
+        proc.wait()
+    assert proc.returncode == 1, err
     assert "Error" not in err and "Traceback" not in err, err
     written = sorted((tmp_path / "o").glob("*.png"))
     assert 0 < len(written) < 800

@@ -297,9 +297,11 @@ def test_sigterm_checkpoints_and_resume_finishes_as_if_never_stopped(mnist_dir, 
     stopped_at = torch.load(checkpoint_path(out), weights_only=False)["step"]
     assert 10 <= stopped_at < 400
 
-    resumed = subprocess.run(command(out, "--resume"), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(command(out, "--resume"), env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    whole = subprocess.run(command(tmp_path / "whole.safetensors"), env=env, capture_output=True, text=True)
+    whole = subprocess.run(
+        command(tmp_path / "whole.safetensors"), env=env, capture_output=True, text=True, timeout=300
+    )
     assert whole.returncode == 0, whole.stderr
     a, b = load_model(out)[0].state_dict(), load_model(tmp_path / "whole.safetensors")[0].state_dict()
     for name in a:
