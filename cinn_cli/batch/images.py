@@ -151,9 +151,6 @@ def _walk(folder: Path, root: Path, suffixes: frozenset[str], skip: Path | None,
             report.not_image()
 
 
-"""TODO"""
-
-
 SHEET_SCALE = 4  # contact sheets: each 28 px sample drawn 4x (nearest neighbour), 8x8 is 968 px
 
 

@@ -320,9 +320,6 @@ class Pool:
             on_done(error)
 
 
-"""TODO"""
-
-
 def latent_targets(
     source: str, out: Path, shard: tuple[int, int] | None, overwrite: bool, report: RunReport
 ) -> Iterator[tuple[Path, Path, Path]]:

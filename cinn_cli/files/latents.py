@@ -204,8 +204,5 @@ def slerp(a: list[Tensor], b: list[Tensor], t: float) -> list[Tensor]:
     return out
 
 
-"""TODO"""
-
-
 def new_seed() -> int:
     return secrets.randbits(31)
