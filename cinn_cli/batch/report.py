@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so a run ends as on Ctrl-C (but exits 143, not 130)."""
+
+
 @dataclass
 class RunReport:
     command: str
@@ -27,25 +31,42 @@ class RunReport:
     total: int | None = None  # the inputs the run would take up, once counted (None: not known)
     unit: str = "inputs"  # what ``started`` and ``total`` count
     counting: Any = None  # the thread counting the inputs (``progress_bar``), if any
+    stop_requested: str | None = None  # "SIGTERM" or "SIGINT" once a signal asked the run to stop
+    _stopped: bool = False
 
     def wrote(self, path: str, **fields: Any) -> None:
         self.written += 1
         if self.json_lines:
             fields = {k: display_name(v) if k == "source" else v for k, v in fields.items()}
             emit_json({"event": "written", "path": display_name(path), **fields})
+        self._stop_here()
 
     def skip(self, path: str) -> None:
         self.skipped += 1
         if self.json_lines:
             emit_json({"event": "skipped", "path": display_name(path), "reason": "exists (use --overwrite)"})
+        self._stop_here()
 
     def not_image(self) -> None:
         self.not_images += 1
+        self._stop_here()
 
     def fail(self, path: str, reason: str) -> None:
         self.failures.append((display_name(path), reason))
         if self.json_lines:
             emit_json({"event": "failed", "path": display_name(path), "reason": reason})
+        self._stop_here()
+
+    def _stop_here(self) -> None:
+        """Raise ``Terminated`` (SIGTERM) or ``KeyboardInterrupt`` (Ctrl-C), once, if a signal asked
+        the run to stop (``clikit.runs.signals_stop``). Every batch command reports each
+        output, skip and failure on its main thread, between two of its own steps, so the run stops
+        there, with what was reported counted, and never inside a library's half-done step (a lock
+        taken, an import or a thread pool's bookkeeping under way), as an exception raised by the
+        signal handler itself could."""
+        if self.stop_requested and not self._stopped:
+            self._stopped = True
+            raise Terminated if self.stop_requested == "SIGTERM" else KeyboardInterrupt
 
     @property
     def not_started(self) -> int | None:

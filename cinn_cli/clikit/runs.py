@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from cinn_cli.batch.report import RunReport, Terminated
 from cinn_cli.clikit.options import DEVICE_HELP
 
 
@@ -46,37 +47,54 @@ def prepare_output_folder(out: Path) -> None:
         raise click.ClickException(f"{out}: the output folder is not writable")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as an interrupt so a run ends as on Ctrl-C (but exits 143, not 130)."""
+# How long a run stopped by SIGTERM or Ctrl-C may take to finish its writes in flight and print its
+# summary before the process ends regardless. Finishing normally takes well under a second; the
+# bound is for what no test can rule out (a step or a wait that never returns), so that `timeout`,
+# a scheduler or a cron wrapper always sees the process end.
+STOP_GRACE_SECONDS = 60.0
 
 
-# How long a run stopped by SIGTERM may take to finish its writes in flight and print its summary
-# before the process ends regardless (exit 143). Finishing is normally well under a second; the
-# bound is for what no test can rule out (a wait that never returns while the run winds down), so
-# that `timeout`, a scheduler or a cron wrapper always sees the process end.
-TERM_GRACE_SECONDS = 60.0
-
-_terminating = False
-
-
-def _raise_terminated(signum, frame):
-    """The first SIGTERM raises ``Terminated`` and starts the grace deadline; a second one ends the
-    process at once (each file is written atomically, so nothing half-written is left)."""
-    global _terminating
-    if _terminating:
-        _end_now(143, b"cinn: second SIGTERM, exiting at once\n")
-    _terminating = True
+@contextmanager
+def signals_stop(report: RunReport):
+    """Let SIGTERM (kill, timeout, a scheduler stopping the job) and Ctrl-C end a run: the first
+    signal asks ``report`` to stop the run at its next report (``RunReport._stop_here``) and starts
+    the grace deadline; a second ends the process at once (each file is written atomically, so
+    nothing half-written is left). Exit 143 for SIGTERM, 130 for Ctrl-C. A signal this process
+    was started with ignored (``nohup``, a background job) stays ignored."""
+    import signal
     import threading
 
-    threading.Thread(target=_deadline, args=(TERM_GRACE_SECONDS,), name="cinn-term-deadline", daemon=True).start()
-    raise Terminated
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may
+        yield
+        return
+
+    def on_signal(signum, frame):
+        name = signal.Signals(signum).name
+        if report.stop_requested:
+            _end_now(_EXIT_CODES[name], f"cinn: second {name}, exiting at once\n".encode())
+        report.stop_requested = name
+        threading.Thread(target=_deadline, args=(name,), name="cinn-stop-deadline", daemon=True).start()
+
+    previous = {}
+    for s in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            previous[s] = signal.signal(s, on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():  # None: a handler not set from Python, left as the default
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
-def _deadline(seconds: float) -> None:
+_EXIT_CODES = {"SIGTERM": 143, "SIGINT": 130}  # 128 + the signal, as a shell reports a process it killed
+
+
+def _deadline(name: str) -> None:
     import time
 
+    seconds = STOP_GRACE_SECONDS
     time.sleep(seconds)
-    _end_now(143, f"cinn: still winding down {seconds:g} s after SIGTERM, exiting\n".encode())
+    _end_now(_EXIT_CODES[name], f"cinn: still running {seconds:g} s after {name}, exiting\n".encode())
 
 
 def _end_now(code: int, message: bytes) -> None:
@@ -89,23 +107,6 @@ def _end_now(code: int, message: bytes) -> None:
 
 
 @contextmanager
-def sigterm_as_interrupt():
-    """Let SIGTERM (kill, timeout, a scheduler stopping the job) end a run as Ctrl-C does: the
-    writes in flight finish, queued ones are dropped and no temporary file is left behind."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
 def interruptible(report):
     """Around a batch run: SIGTERM or Ctrl-C stops it, then the summary of what was done is printed
     (written, skipped, failed; the rest not started; ``--json`` ends with a summary marked
@@ -113,7 +114,7 @@ def interruptible(report):
     a process killed by that signal."""
     import threading
 
-    with sigterm_as_interrupt():
+    with signals_stop(report):
         try:
             yield
         except KeyboardInterrupt as e:

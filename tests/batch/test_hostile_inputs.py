@@ -22,7 +22,7 @@ from PIL import Image
 
 from cinn_cli.batch.images import discover
 from cinn_cli.batch.photos import PhotoError, read_gray
-from cinn_cli.batch.report import RunReport, display_name
+from cinn_cli.batch.report import RunReport, Terminated, display_name
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LONG_OK = "l" * 236 + ".png"  # 240 bytes: its latent name (<stem>-1.safetensors) is 254 bytes
@@ -246,7 +246,8 @@ def test_a_run_failing_its_first_check_leaves_no_output_folder(tmp_path):
 # --------------------------------------------------------------------------- signals
 
 
-def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_prints_the_summary_and_ends_the_json_stream(weights, tmp_path, name, code):
     src = tmp_path / "in"
     src.mkdir()
     for i in range(80):
@@ -256,44 +257,55 @@ def test_sigterm_prints_the_summary_and_ends_the_json_stream(weights, tmp_path):
     with watchdog(proc, 120):
         first = proc.stdout.readline()  # the first written output: the run is under way
         assert json.loads(first)["event"] == "written"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, name))
         # stdout's own buffer may hold more lines already: communicate() would read past them
         rest, err = proc.stdout.read(), proc.stderr.read()
         proc.wait()
     lines = [json.loads(line) for line in (first + rest).decode().splitlines()]
-    assert proc.returncode == 143 and b"Traceback" not in err, err
+    assert proc.returncode == code and b"Traceback" not in err, err
     assert lines[-1]["event"] == "summary" and lines[-1]["aborted"] is True
     listed = sum(line["event"] == "written" for line in lines)
-    assert listed <= lines[-1]["written"] <= listed + 1 < 160  # the signal may fall inside one line's print
-    assert lines[-1]["written"] == len(list((tmp_path / "o").glob("*.png")))  # every file there is counted
-    assert b"aborted by SIGTERM" in err
+    assert listed == lines[-1]["written"] < 160  # the run stops between reports, never inside one
+    assert listed == len(list((tmp_path / "o").glob("*.png")))  # every file there is counted
+    assert f"aborted by {name}".encode() in err
     not_started = lines[-1]["not_started"]  # 80 inputs, counted in the background
     assert 0 < not_started < 80 and f"inputs not started: {not_started}".encode() in err
 
 
-# A run whose summary never returns (a wait stuck while the run winds down): argv[1] is the grace.
-STUCK_AFTER_SIGTERM = """
+# A run stuck in a step that never returns, so it never reaches its next report: argv[1] is the grace.
+STUCK_RUN = """
 import sys, threading
+from cinn_cli.batch.report import RunReport
 from cinn_cli.clikit import runs
 
-class StuckReport:
-    def finish(self, aborted_by=None):
-        threading.Event().wait()
-
-runs.TERM_GRACE_SECONDS = float(sys.argv[1])
-with runs.interruptible(StuckReport()):
+runs.STOP_GRACE_SECONDS = float(sys.argv[1])
+with runs.interruptible(RunReport("colorize")):
     print("running", flush=True)
     threading.Event().wait()
 """
 
 
-@pytest.mark.parametrize("signals", [1, 2])
-def test_a_run_stuck_after_sigterm_still_ends(signals):
-    """However the winding down of a run hangs, SIGTERM ends the process with 143: after the grace
-    period, or at once on a second SIGTERM."""
-    grace = 2.0 if signals == 1 else 600.0
+@pytest.mark.parametrize(("name", "raised"), [("SIGTERM", Terminated), ("SIGINT", KeyboardInterrupt)])
+def test_a_signal_stops_the_run_at_its_next_report_once(name, raised):
+    """The handler only asks; the report raises, after counting (and printing) what it reports."""
+    report = RunReport("colorize", json_lines=False)
+    report.wrote("a.png")
+    report.stop_requested = name
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        report.wrote("b.png")
+    assert type(stopped.value) is raised and report.written == 2
+    report.wrote("c.png")  # the writes in flight, reported while the run winds down
+    report.fail("d.png", "cannot write")
+    assert report.written == 3 and len(report.failures) == 1
+
+
+@pytest.mark.parametrize(("name", "count"), [("SIGTERM", 1), ("SIGTERM", 2), ("SIGINT", 1), ("SIGINT", 2)])
+def test_a_stuck_run_still_ends_on_a_signal(name, count):
+    """However a run is stuck, SIGTERM (143) or Ctrl-C (130) ends the process: after the grace
+    period, or at once on a second signal."""
+    grace = 2.0 if count == 1 else 600.0
     proc = subprocess.Popen(
-        [sys.executable, "-c", STUCK_AFTER_SIGTERM, str(grace)],
+        [sys.executable, "-c", STUCK_RUN, str(grace)],
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -301,17 +313,17 @@ def test_a_run_stuck_after_sigterm_still_ends(signals):
     with watchdog(proc, 60):
         assert proc.stdout.readline() == b"running\n"
         started = time.monotonic()
-        for _ in range(signals):
-            proc.send_signal(signal.SIGTERM)
+        for _ in range(count):
+            proc.send_signal(getattr(signal, name))
             time.sleep(0.5)
         err = proc.stderr.read().decode()
         proc.wait()
-    assert proc.returncode == 143, err
+    assert proc.returncode == (143 if name == "SIGTERM" else 130), err
     assert "Traceback" not in err
-    if signals == 1:
-        assert "still winding down 2 s after SIGTERM" in err and time.monotonic() - started >= grace
+    if count == 1:
+        assert f"still running 2 s after {name}" in err and time.monotonic() - started >= grace
     else:
-        assert "second SIGTERM, exiting at once" in err
+        assert f"second {name}, exiting at once" in err
 
 
 def test_sample_aborted_counts_the_samples_not_started(monkeypatch, tmp_path):
