@@ -74,6 +74,8 @@ def signals_stop(report: RunReport):
             _end_now(_EXIT_CODES[name], f"cinn: second {name}, exiting at once\n".encode())
         report.stop_requested = name
         threading.Thread(target=_deadline, args=(name,), name="cinn-stop-deadline", daemon=True).start()
+        # straight to the descriptor: the main thread may be inside a write to sys.stderr right now
+        os.write(2, f"cinn: {name}: stopping after the outputs in progress ({name} again: at once)\n".encode())
 
     previous = {}
     for s in (signal.SIGTERM, signal.SIGINT):
