@@ -39,31 +39,31 @@ class RunReport:
         if self.json_lines:
             fields = {k: display_name(v) if k == "source" else v for k, v in fields.items()}
             emit_json({"event": "written", "path": display_name(path), **fields})
-        self._stop_here()
+        self.checkpoint()
 
     def skip(self, path: str) -> None:
         self.skipped += 1
         if self.json_lines:
             emit_json({"event": "skipped", "path": display_name(path), "reason": "exists (use --overwrite)"})
-        self._stop_here()
+        self.checkpoint()
 
     def not_image(self) -> None:
         self.not_images += 1
-        self._stop_here()
+        self.checkpoint()
 
     def fail(self, path: str, reason: str) -> None:
         self.failures.append((display_name(path), reason))
         if self.json_lines:
             emit_json({"event": "failed", "path": display_name(path), "reason": reason})
-        self._stop_here()
+        self.checkpoint()
 
-    def _stop_here(self) -> None:
+    def checkpoint(self) -> None:
         """Raise ``Terminated`` (SIGTERM) or ``KeyboardInterrupt`` (Ctrl-C), once, if a signal asked
-        the run to stop (``clikit.runs.signals_stop``). Every batch command reports each
-        output, skip and failure on its main thread, between two of its own steps, so the run stops
-        there, with what was reported counted, and never inside a library's half-done step (a lock
-        taken, an import or a thread pool's bookkeeping under way), as an exception raised by the
-        signal handler itself could."""
+        the run to stop (``clikit.runs.signals_stop``). Called on the main thread between two of
+        the run's own steps: after each output, skip or failure it reports (counted first), and
+        while it waits for a worker (``Pool``). So the run stops there, and never inside a
+        library's half-done step (a lock taken, an import or a thread pool's bookkeeping under
+        way), as an exception raised by the signal handler itself could."""
         if self.stop_requested and not self._stopped:
             self._stopped = True
             raise Terminated if self.stop_requested == "SIGTERM" else KeyboardInterrupt

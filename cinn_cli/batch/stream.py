@@ -238,6 +238,9 @@ def progress_bar(source: str, skip: Path, shard: tuple[int, int] | None, report,
     return bar
 
 
+STOP_POLL_SECONDS = 0.05  # how often a wait for a worker looks for a stop request
+
+
 class Pool:
     """A thread pool with a bounded read-ahead queue and a bounded write-behind queue.
 
@@ -245,11 +248,15 @@ class Pool:
     lines are printed in a deterministic order whatever the number of workers.
     """
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, stop_check: Callable[[], None] | None = None):
+        """``stop_check`` (``RunReport.checkpoint``) is called every ``STOP_POLL_SECONDS`` while this
+        thread waits for a worker, so a signal's stop request is acted on during a long decode or
+        write too, not only at the next report."""
         self.workers = max(1, workers)
         self.depth = 2 * self.workers
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cinn-io")
         self._writes: deque[tuple[Future, Callable[[BaseException | None], None]]] = deque()
+        self._stop_check = stop_check
 
     def __enter__(self) -> Pool:
         return self
@@ -290,6 +297,7 @@ class Pool:
             if not ahead:
                 return
             item, future = ahead.popleft()
+            self._wait(future)
             try:
                 value = future.result()
             except Exception as e:  # handed to the caller, see the docstring
@@ -297,8 +305,20 @@ class Pool:
             yield item, value
 
     def submit(self, fn: Callable[..., R], *args) -> Future:
-        """Start ``fn(*args)`` in a worker now; ``.result()`` gives its value or raises its error."""
+        """Start ``fn(*args)`` in a worker now; ``result`` gives its value or raises its error."""
         return self._executor.submit(fn, *args)
+
+    def result(self, future: Future[R]) -> R:
+        """``future.result()``, waited for as every wait of the pool is (``stop_check``)."""
+        self._wait(future)
+        return future.result()
+
+    def _wait(self, future: Future) -> None:
+        if self._stop_check is None:
+            futures_wait([future])
+            return
+        while not futures_wait([future], timeout=STOP_POLL_SECONDS).done:
+            self._stop_check()
 
     def write(self, job: Callable[[], None], on_done: Callable[[BaseException | None], None]) -> None:
         """Run ``job`` in a worker; ``on_done(None or its exception)`` runs later on this thread.
@@ -315,7 +335,8 @@ class Pool:
     def _drain(self, block_above: int) -> None:
         while self._writes and (self._writes[0][0].done() or len(self._writes) > block_above):
             future, on_done = self._writes[0]
-            error = future.exception()  # waits; an interrupt here leaves the write pending (and reported)
+            self._wait(future)  # a stop here leaves the write pending (reported by __exit__)
+            error = future.exception()
             self._writes.popleft()
             on_done(error)
 

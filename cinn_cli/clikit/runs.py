@@ -57,7 +57,7 @@ STOP_GRACE_SECONDS = 60.0
 @contextmanager
 def signals_stop(report: RunReport):
     """Let SIGTERM (kill, timeout, a scheduler stopping the job) and Ctrl-C end a run: the first
-    signal asks ``report`` to stop the run at its next report (``RunReport._stop_here``) and starts
+    signal asks ``report`` to stop the run at its next checkpoint (``RunReport.checkpoint``) and starts
     the grace deadline; a second ends the process at once (each file is written atomically, so
     nothing half-written is left). Exit 143 for SIGTERM, 130 for Ctrl-C. A signal this process
     was started with ignored (``nohup``, a background job) stays ignored."""

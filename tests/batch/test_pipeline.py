@@ -214,6 +214,32 @@ def test_an_interrupt_reports_the_writes_that_finished_and_drops_the_queued_ones
     assert ran == [0] and done == [(0, None)]
 
 
+@pytest.mark.parametrize("wait", ["read", "write", "result"])
+def test_a_stop_requested_during_a_long_wait_for_a_worker_is_acted_on_at_once(wait):
+    """A stop requested (by a signal) while the main thread waits for a worker raises from the
+    wait within a few polls, not after the worker's job; a write in flight still finishes."""
+    from cinn_cli.batch.report import RunReport, Terminated
+
+    report = RunReport("colorize")
+    release, done = threading.Event(), []
+    threading.Timer(0.2, lambda: setattr(report, "stop_requested", "SIGTERM")).start()
+    threading.Timer(3.0, release.set).start()  # the job, which would hold the wait for 3 s
+    start, stopped = time.monotonic(), []
+    with pytest.raises(Terminated), Pool(1, report.checkpoint) as pool:
+        try:
+            if wait == "read":
+                list(pool.read_ahead([0], lambda _: release.wait()))
+            elif wait == "write":
+                for i in range(3):  # the third waits for the first, which runs until released
+                    pool.write(release.wait, lambda err, i=i: done.append(i))
+            else:
+                pool.result(pool.submit(release.wait))
+        finally:
+            stopped.append(time.monotonic() - start)
+    assert stopped[0] < 2.0
+    assert done == ([0] if wait == "write" else [])  # the write in flight, finished and reported on the way out
+
+
 def test_progress_is_drawn_only_on_a_terminal(monkeypatch, tmp_path):
     from cinn_cli.batch.report import RunReport
     from cinn_cli.batch.stream import progress_bar

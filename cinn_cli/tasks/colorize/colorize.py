@@ -161,11 +161,15 @@ def colorize_photos(
     report, workers, shard = run.report, run.workers, run.shard
     plans = _plans(source, out, n, fmt, make_grid, latents, overwrite, shard, report, seed, temperature)
     workers = workers or default_workers()
-    with shared_cores(device, workers), Pool(workers) as pool, progress_bar(source, out, shard, report) as bar:
+    with (
+        shared_cores(device, workers),
+        Pool(workers, report.checkpoint) as pool,
+        progress_bar(source, out, shard, report) as bar,
+    ):
         # The model loads in a worker while the first photos decode (each takes ~0.15 s here).
         loading = pool.submit(load_colorize_model, weights, device, work_size, level_temperatures)
         for plan, decoded in readable(pool, plans, _decode, report, PhotoError, lambda plan: plan.path, bar):
-            model, info = loading.result()  # raises the model file's error, if any
+            model, info = pool.result(loading)  # raises the model file's error, if any
             try:
                 job = _Job(model, info, plan, *decoded, seed, temperature, fmt)
                 job.run(batch_size, pool, report)
@@ -173,7 +177,7 @@ def colorize_photos(
                 report.fail(str(plan.path), f"out of memory even one sample at a time on {device}")
             except ValueError as e:  # a size the model refuses (check_size): this input fails, the run goes on
                 report.fail(str(plan.path), str(e))
-        loading.result()  # a bad model file fails the run even when there was nothing to do
+        pool.result(loading)  # a bad model file fails the run even when there was nothing to do
 
 
 def _plans(
@@ -324,6 +328,7 @@ class _Job:
         abs_: dict[int, Tensor] = {}  # kept for the contact sheet only
         start = 0
         while start < len(todo):
+            report.checkpoint()  # a stop requested while the photo was prepared: before the model runs
             chunk = todo[start : start + batch_size]
             seeds = [derive_seed(self.seed, self.key, k) for k in chunk]
             zs_each = [colorize_latent(self.shapes, s, self.level_temps, k) for s, k in zip(seeds, chunk, strict=True)]
@@ -342,6 +347,7 @@ class _Job:
                 if self.plan.grid_path is not None:
                     abs_[k] = ab_k.cpu()
                 rgb = None if colour_in_workers(device) else self.colour(ab_k).cpu()
+                report.checkpoint()  # ... or while it ran: before its outputs are handed to the writers
                 pool.write(partial(self._write, k, s, z, ab_k, rgb), partial(self._done, report, k, s))
         if self.plan.grid_path is not None:
             w, h = grid_tile_size(*self.gray.shape)

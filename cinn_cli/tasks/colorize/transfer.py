@@ -107,7 +107,7 @@ def encode_photos(
         return read_gray(item[0])[0], read_rgb(item[0])
 
     items = latent_targets(source, out, shard, overwrite, report)
-    with Pool(workers or default_workers()) as pool, progress_bar(source, out, shard, report) as bar:
+    with Pool(workers or default_workers(), report.checkpoint) as pool, progress_bar(source, out, shard, report) as bar:
         for (path, rel, target), decoded in readable(pool, items, read, report, PhotoError, itemgetter(0), bar):
             _encode_one(model, info, path, rel, target, *decoded, verify, device, report)
 
@@ -219,7 +219,11 @@ def colorize_from_latents(
     stored = [(p, load_or_fail(p, report)) for src in latent_sources for p, _ in discover(src, (".safetensors",))]
     stored = [(p, lat) for p, lat in stored if lat is not None]
     workers = workers or default_workers()
-    with shared_cores(device, workers), Pool(workers) as pool, progress_bar(source, out, shard, report) as bar:
+    with (
+        shared_cores(device, workers),
+        Pool(workers, report.checkpoint) as pool,
+        progress_bar(source, out, shard, report) as bar,
+    ):
         inputs = select(discover(source, skip=out, report=report), shard, report)
         decode_under = partial(
             _decode_under,

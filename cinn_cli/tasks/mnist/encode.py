@@ -78,7 +78,7 @@ def encode_images(
         return read_digit_image(item[0], shape), label_for(item[0], digit, names)
 
     items = latent_targets(source, out, shard, overwrite, report)
-    with Pool(workers or default_workers()) as pool, progress_bar(source, out, shard, report) as bar:
+    with Pool(workers or default_workers(), report.checkpoint) as pool, progress_bar(source, out, shard, report) as bar:
         for (path, _, target), decoded in readable(pool, items, read, report, InputError, itemgetter(0), bar):
             pending.append((path, target, *decoded))
             if len(pending) >= batch_size:
