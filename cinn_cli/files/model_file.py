@@ -62,7 +62,8 @@ def canonical_safetensors(data: bytes) -> bytes:
 
     safetensors serializes the metadata from a hash map, so the same tensors and metadata give
     different bytes from one call to the next; sorting makes equal contents equal files (what
-    ``--seed`` promises). Tensor entries and data are unchanged; the header is re-padded with
+    ``--seed`` promises for latents, and what lets two model files be compared by their bytes or
+    SHA-256). Tensor entries and data are unchanged; the header is re-padded with
     spaces to a multiple of 8 bytes, as the format asks.
     """
     n = int.from_bytes(data[:8], "little")
@@ -111,7 +112,7 @@ def save_model(
         "metrics": json.dumps(metrics or {}),
         "cinn_version": package_version(),
     }
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)))
 
 
 def record_evaluation(result: dict[str, Any]) -> None:
@@ -133,7 +134,7 @@ def record_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
         metadata = dict(f.metadata() or {})
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     metadata["metrics"] = json.dumps({**json.loads(metadata.get("metrics", "{}")), **metrics})
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)))
 
 
 # dtypes a cinn file may hold, with their size in bytes; anything else (int8 weights, strings) is refused

@@ -158,3 +158,17 @@ def test_canonical_safetensors_gives_equal_bytes_for_equal_contents(tmp_path):
     path.write_bytes(data)
     with safe_open(str(path), "pt") as f:
         assert f.metadata() == metadata
+
+
+def test_model_files_with_equal_contents_are_equal_bytes(tmp_path):
+    """save_model and record_metrics write canonical files: the same model and metadata give the
+    same bytes (and SHA-256) every time, as latent files do."""
+    from cinn_cli.files.model_file import record_metrics
+
+    torch.manual_seed(0)
+    model = MnistCINN(TINY_MNIST)
+    paths = [tmp_path / f"m{i}.safetensors" for i in range(5)]
+    for p in paths:
+        save_model(model, p, training={"steps": 3, "data": "d"}, metrics={"bits_per_dim": 1.5})
+        record_metrics(p, {"eval": {"test_bits_per_dim": 1.4}})
+    assert len({p.read_bytes() for p in paths}) == 1
