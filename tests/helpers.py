@@ -7,6 +7,7 @@ checks that. Every builder is seeded, so a test that calls one twice gets the sa
 from __future__ import annotations
 
 import gzip
+import io
 import signal
 import struct
 import subprocess
@@ -145,6 +146,13 @@ def invoke(*args, **kw):
 def cli(*args) -> list[str]:
     """The argv of ``cinn ARGS`` as a separate process."""
     return [sys.executable, "-m", "cinn_cli", *map(str, args)]
+
+
+class Terminal(io.StringIO):
+    """A text stream that says it is a terminal (progress bars are drawn only on one)."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def child_env(**extra: str) -> dict[str, str]:

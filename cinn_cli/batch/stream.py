@@ -238,6 +238,22 @@ def progress_bar(source: str, skip: Path, shard: tuple[int, int] | None, report,
     return bar
 
 
+def stage_bar(total: int, desc: str, unit: str):
+    """A tqdm bar on stderr for a long computation that is not a batch run (``cinn eval``), shown
+    only when stderr is a terminal, as ``progress_bar`` is; ``desc`` names what it counts."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not sys.stderr.isatty(),
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+    )
+
+
 STOP_POLL_SECONDS = 0.05  # how often a wait for a worker looks for a stop request
 
 

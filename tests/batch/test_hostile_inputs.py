@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import child_env, cli, invoke, photo, tiny_mnist_file, tree, watchdog
+from helpers import Terminal, child_env, cli, invoke, photo, tiny_mnist_file, tree, watchdog
 from PIL import Image
 
 from cinn_cli.batch.images import discover
@@ -353,13 +353,7 @@ def test_sample_aborted_counts_the_samples_not_started(monkeypatch, tmp_path):
 def test_progress_bar_counts_the_inputs_of_the_run(monkeypatch, tmp_path):
     """On a terminal the bar gets the number of inputs (hence an ETA): OUT inside IN and other
     shards are not counted, and the report learns the same total."""
-    import io
-
     from cinn_cli.batch.stream import in_shard, progress_bar
-
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
 
     src = tmp_path / "in"
     (src / "out").mkdir(parents=True)

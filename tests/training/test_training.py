@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from helpers import TINY_TRAINING as TINY
-from helpers import run_tiny
+from helpers import Terminal, run_tiny
 
 from cinn_cli.cli.app import main
 from cinn_cli.tasks import load_model
@@ -338,3 +338,25 @@ def test_init_fine_tunes_a_model_file_and_records_it(mnist_dir, tmp_path):
     assert refused.exit_code == 1 and "--config cannot be combined with --init" in refused.output
     wrong = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "y.safetensors"), "--init", "colorize"])
     assert wrong.exit_code == 1 and "needs a 'mnist' model" in wrong.output
+
+
+def test_eval_mnist_names_its_stages_on_a_terminal(mnist_dir, tmp_path, monkeypatch):
+    import sys
+
+    from cinn_cli.tasks.mnist.evaluate import evaluate_mnist
+
+    out = tmp_path / "e.safetensors"
+    run_tiny(mnist_dir, out, steps=1)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    evaluate_mnist(
+        weights=out,
+        data_dir=mnist_dir,
+        temperatures=[0.5, 1.0],
+        per_digit=2,
+        device=torch.device("cpu"),
+        transfer_images=4,
+    )
+    shown = sys.stderr.getvalue()
+    for stage in ("test bits/dim", "round trips", "classifier features", "style transfer", "samples at T 1"):
+        assert stage in shown, stage
+    assert "/6 [" in shown  # stages: bits/dim, round trips, features, transfer, two temperatures

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from cinn_cli.batch.photos import center_crop
+from cinn_cli.batch.stream import stage_bar
 from cinn_cli.files.latents import derive_seed, stack_levels
 from cinn_cli.tasks.colorize.color import lab_pair, lab_to_rgb
 from cinn_cli.tasks.colorize.colorize import full_size_rgb, load_colorize_model
@@ -77,6 +78,7 @@ def evaluate_colorize(
     result["val_bits_per_dim"] = ab_bits(model, crops, EVAL_NOISE, device)
     keys = ("b8", "b8p", "b1", "var", "m", "m_gt", "g8", "g8p", "m_g", "o", "m_o")
     per: dict[str, list[Tensor]] = {k: [] for k in keys}
+    bar = stage_bar(len(crops), "64x64 crops", "photo")
     for i in range(0, len(crops), batch_size):
         target = crops[i : i + batch_size].float().div(255.0)
         _, L = lab_pair(target)
@@ -96,6 +98,8 @@ def evaluate_colorize(
         per["m_g"].append(colourfulness(gray).flatten())
         per["o"].append(best_of_n_rmse(ceiling, target))
         per["m_o"].append(colourfulness(ceiling).flatten())
+        bar.update(len(target))
+    bar.close()
     mean = {k: float(torch.cat(v).mean()) for k, v in per.items()}
     result.update(
         {
@@ -117,7 +121,8 @@ def evaluate_colorize(
     if n == 8:  # the names EVALUATION.md uses for the standard n
         result.update(best_of_8_rmse=mean["b8"], best_of_8_rmse_pixel=mean["b8p"], gray_best_of_8_rmse=mean["g8"])
     if whole:
-        result.update({f"whole_{k}": v for k, v in evaluate_whole(model, data_dir, n, temperature, seed).items()})
+        whole_numbers = evaluate_whole(model, data_dir, n, temperature, seed, photos=len(crops))
+        result.update({f"whole_{k}": v for k, v in whole_numbers.items()})
         result["whole_work_size"] = model.working_size(EVAL_SIZE, EVAL_SIZE)[0]  # the short side it ran at
     return result
 
@@ -153,10 +158,12 @@ def whole_photo_samples(model, data_dir: Path, n: int, temperature: float, seed:
 
 
 @torch.no_grad()
-def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int) -> dict[str, float]:
+def evaluate_whole(
+    model, data_dir: Path, n: int, temperature: float, seed: int, photos: int | None = None
+) -> dict[str, float]:
     """The same numbers on whole photos at full size (``whole_photo_samples``), RMSE against the
     photo itself. Val bits/dim: the photo's ab at the working resolution under its working-size
-    lightness."""
+    lightness. ``photos``: how many there are (the progress bar's total), when known."""
     from cinn_cli.tasks.colorize.transfer import photo_ab
 
     device = next(model.parameters()).device
@@ -165,6 +172,7 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
     keys = ("bpd", "b8", "b8p", "b1", "var", "m", "m_gt", "g8", "m_g", "o", "m_o")
     keys += ("ab", "ab_best", "ab_1", "ab_rest", "ab_g")  # ab errors: typical, best of n, sample 1, 2..n, gray
     per: dict[str, list[float]] = {k: [] for k in keys}
+    bar = stage_bar(photos, "whole photos", "photo")
     for _rel, rgb, L, L_work, samples in whole_photo_samples(model, data_dir, n, temperature, seed):
         ab = photo_ab(model, rgb, L_work)
         ceiling = full_size_rgb(L, ab).cpu().unsqueeze(1)  # the photo's own colour at the working resolution
@@ -188,6 +196,8 @@ def evaluate_whole(model, data_dir: Path, n: int, temperature: float, seed: int)
         per["ab_1"].append(float(err[0, 0]))
         per["ab_rest"].append(float(err[0, 1:].mean()) if n > 1 else float("nan"))
         per["ab_g"].append(float(gray_err[0]))
+        bar.update()
+    bar.close()
     mean = {k: float(np.mean(v)) for k, v in per.items()}
     gray_ab = mean["ab_g"]
     return {

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from cinn_cli.batch.stream import stage_bar
 from cinn_cli.flows.base import bits_per_dim
 from cinn_cli.tasks import load_model
 from cinn_cli.tasks.mnist.data import load_mnist
@@ -162,11 +163,13 @@ def evaluate_mnist(
     test_x, test_y = load_mnist(data_dir, "test")
     train_x, _ = load_mnist(data_dir, "train")
     result: dict = {"weights": str(weights), "model_sha256": info.sha256}
+    bar = stage_bar(3 + (1 if transfer_images else 0) + len(temperatures), "test bits/dim", "stage")
     bpd = per_image_bits_per_dim(model, test_x, test_y, device)
     result["test_bits_per_dim"] = bpd.mean().item()
     # The mean is the defined number; these show whether a few images dominate it.
     result["test_bits_per_dim_median"] = bpd.median().item()
     result["test_images_above_8_bits_per_dim"] = int((bpd > 8).sum())
+    _next_stage(bar, "round trips")
     # Round trips in float32 first (float64 convolutions are ~10x slower on the CPU); the images
     # float32 loses are redone in float64, the precision cinn encode uses (load_mnist_model).
     errors = round_trip_errors(model, test_x, test_y, device)
@@ -177,6 +180,7 @@ def evaluate_mnist(
     result["round_trip_images"] = len(errors)
     result["round_trip_exact"] = int((errors <= 0.5).sum())
     result["round_trip_failed_indices"] = torch.nonzero(errors > 0.5).flatten().tolist()[:20]
+    _next_stage(bar, "classifier features")
     clf = load_classifier(classifier, device=device)
     if classifier is not None:
         result["classifier"] = str(classifier)
@@ -185,6 +189,7 @@ def evaluate_mnist(
     result["frechet_floor_train_vs_test"] = frechet_distance(floor_feats, test_feats)
     result["classifier_test_accuracy"] = classifier_accuracy(clf, test_x, test_y)[0]
     if transfer_images:
+        _next_stage(bar, "style transfer")
         # float32 (the images that need float64 for their own round trip are rare: see above)
         x, y = test_x[:transfer_images], test_y[:transfer_images]
         result["style_transfer"] = [
@@ -193,6 +198,7 @@ def evaluate_mnist(
         ]
     result["samples"] = []
     for t in temperatures:
+        _next_stage(bar, f"samples at T {t:g}")
         samples, labels = draw_samples(model, per_digit, t, device, seed=seed)
         overall, per = classifier_accuracy(clf, samples, labels)
         per = per.nan_to_num(2.0)  # a digit without samples (none here) is never the worst
@@ -208,4 +214,12 @@ def evaluate_mnist(
                 "diversity": diversity_ratio(samples, labels, test_x, test_y),
             }
         )
+    _next_stage(bar, "done")
+    bar.close()
     return result
+
+
+def _next_stage(bar, desc: str) -> None:
+    """Count the stage that ended and name the one that starts."""
+    bar.update()
+    bar.set_description(desc)

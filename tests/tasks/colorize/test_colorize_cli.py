@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_COLORIZE, invoke, photo, tiny_colorize_file
+from helpers import TINY_COLORIZE, Terminal, invoke, photo, tiny_colorize_file
 from PIL import Image
 
 from cinn_cli.files.latents import load_latent
@@ -343,3 +343,23 @@ def test_out_of_memory_halves_the_batch(setup, tmp_path, monkeypatch):
     assert invoke("colorize", src, tmp_path / "b", "-n", 5, "--seed", 2, "--weights", weights).exit_code == 0
     for k in range(1, 6):
         assert (tmp_path / "a" / f"square-{k}.png").read_bytes() == (tmp_path / "b" / f"square-{k}.png").read_bytes()
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_eval_draws_progress_only_on_a_terminal(setup, monkeypatch, terminal):
+    """cinn eval colorize takes minutes on real photos: its stages show a bar on a terminal, and
+    nothing on a pipe or in a log file."""
+    import io
+    import sys
+
+    from cinn_cli.tasks.colorize.evaluate import evaluate_colorize
+
+    root, weights = setup
+    err = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    evaluate_colorize(weights=weights, data_dir=root / "val", n=2, temperature=1.0, device=torch.device("cpu"))
+    if terminal:
+        shown = err.getvalue()
+        assert "64x64 crops" in shown and "whole photos" in shown and "/2 [" in shown  # with their total, 2 photos
+    else:
+        assert err.getvalue() == ""
