@@ -240,7 +240,9 @@ def mnist_data(data_dir: Path | None) -> Path:
     """``--data`` or ``$CINN_MNIST``: the folder with the MNIST IDX files."""
     data_dir = data_dir or (Path(os.environ["CINN_MNIST"]) if os.environ.get("CINN_MNIST") else None)
     if data_dir is None:
-        raise click.UsageError("give --data DIR (a folder with the MNIST IDX files) or set $CINN_MNIST")
+        raise click.UsageError(
+            "give --data DIR (a folder with the MNIST IDX files, or a folder per class) or set $CINN_MNIST"
+        )
     return data_dir
 
 
@@ -345,7 +347,12 @@ def train_classes_cmd(data_dir, val_dir, val_fraction, class_names, **options):
 
 
 @click.command("mnist")
-@mnist_data_option
+@data_option(
+    "Folder with the MNIST IDX files (gzip or raw; their test split is measured), or a folder per class "
+    "as cinn train classes reads (every image in it is measured: give held-out images). Default: $CINN_MNIST.",
+    required=False,
+    exists=False,
+)
 @weights_option("MNIST")
 @click.option(
     "-t",
@@ -412,22 +419,44 @@ def eval_mnist_cmd(
                     the classifier labels as the requested digit; and how much handwriting
                     the decodes under other digits keep: correlation of slant (ink's
                     cov(x, y) / var(y)) and of ink (summed intensity) with their source's
+
+    With a folder per class (a model of cinn train classes) no classifier knows the classes, so
+    only the numbers that need none are given, over every image of the folder: bits/dim, round
+    trip, and diversity per class (--per-digit samples of each class).
     """
     from cinn_cli.tasks import resolve_weights
+    from cinn_cli.tasks.mnist.data import has_mnist_files
     from cinn_cli.tasks.mnist.evaluate import evaluate_mnist
 
+    data_dir = mnist_data(data_dir)
+    folders = not has_mnist_files(data_dir)
+    if folders:
+        _refuse_judge_options(("transfer_images", "transfer_temperatures", "classifier"))
     with user_errors():
-        r = evaluate_mnist(
+        common = dict(
             weights=resolve_weights(weights, "mnist"),
-            data_dir=mnist_data(data_dir),
+            data_dir=data_dir,
             temperatures=list(temperatures) or [model_temperature(weights)],
-            per_digit=per_digit,
             device=resolve_device(device),
             seed=seed,
-            transfer_images=transfer_images,
-            transfer_temperatures=tuple(transfer_temperatures),
-            classifier=classifier_file(classifier, weights),
         )
+        if folders:
+            from cinn_cli.tasks.mnist.evaluate_folders import evaluate_class_folders
+
+            r = evaluate_class_folders(per_class=per_digit, **common)
+        else:
+            r = evaluate_mnist(
+                per_digit=per_digit,
+                transfer_images=transfer_images,
+                transfer_temperatures=tuple(transfer_temperatures),
+                classifier=classifier_file(classifier, weights),
+                **common,
+            )
+    _finish_evaluation(r, record, json_lines, _print_folder_evaluation if folders else _print_evaluation)
+
+
+def _finish_evaluation(r: dict, record: bool, json_lines: bool, print_text) -> None:
+    """Store the evaluation in the model file (--record), then print it as JSON or text."""
     if record:
         from cinn_cli.files.model_file import record_evaluation
 
@@ -435,7 +464,41 @@ def eval_mnist_cmd(
     if json_lines:
         click.echo(json.dumps(r))
     else:
-        _print_evaluation(r)
+        print_text(r)
+
+
+def _refuse_judge_options(names: tuple[str, ...]) -> None:
+    """Options that need a classifier of the data, given for a folder per class: a usage error."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = [
+        next(o for o in p.opts if o.startswith("--"))
+        for p in ctx.command.params
+        if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)} need a classifier of the data: for MNIST IDX files only, not a folder per class"
+        )
+
+
+def _print_folder_evaluation(r: dict) -> None:
+    """A folder-per-class evaluation as aligned lines on stdout."""
+    click.echo(f"model            {r['weights']}")
+    click.echo(f"data             {r['data']} ({r['images']} images, classes {', '.join(r['class_names'])})")
+    click.echo(
+        f"bits/dim         {r['bits_per_dim']:.4f} (median {r['bits_per_dim_median']:.4f}; "
+        f"{r['images_above_8_bits_per_dim']} images above 8 bits/dim)"
+    )
+    failed = ", ".join(map(str, r["round_trip_failed_indices"])) or "none"
+    click.echo(
+        f"round trip       {r['round_trip_exact']}/{r['round_trip_images']} images exact after 8-bit rounding "
+        f"(failed: {failed})"
+    )
+    for s in r["samples"]:
+        per = ", ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in s["per_class_diversity"].items())
+        click.echo(f"T={s['temperature']:<5} diversity {s['diversity']:.3f} ({per})")
 
 
 def classifier_file(classifier: str | None, weights: str | None) -> Path | None:
@@ -578,11 +641,9 @@ def labelled_images(data_dir: Path, model):
     """``(images (N, C, H, W) or (N, 28, 28) uint8, labels (N,))`` for ``model``: the IDX test split,
     or every image of a folder per class (its folders the model's classes, its images the model's size)."""
     from cinn_cli.tasks.mnist.data import has_mnist_files, load_mnist
-    from cinn_cli.tasks.mnist.folders import load_class_folders
+    from cinn_cli.tasks.mnist.folders import images_for_model
 
     if has_mnist_files(data_dir):
         return load_mnist(data_dir, "test")
-    data = load_class_folders(data_dir, class_names=model.class_names)
-    if data.image_shape != model.config.image_shape:
-        raise ValueError(f"{data_dir} holds {data.image_shape} images; the model takes {model.config.image_shape}")
+    data = images_for_model(data_dir, model.class_names, model.config.image_shape)
     return data.images, data.labels

@@ -57,16 +57,18 @@ def draw_samples(
     seed: int = 0,
     batch_size: int = 500,
 ) -> tuple[Tensor, Tensor]:
-    """``per_digit`` samples of every digit -> (uint8 images (10 * per_digit, 28, 28), labels)."""
+    """``per_digit`` samples of every class -> (uint8 images, labels): ``(K * per_digit, H, W)``
+    for gray models (MNIST's layout), ``(K * per_digit, C, H, W)`` for colour ones; K classes."""
     g = torch.Generator().manual_seed(seed)
     shapes = model.latent_shapes()
-    labels = torch.arange(10).repeat_interleave(per_digit)
+    labels = torch.arange(model.config.n_classes).repeat_interleave(per_digit)
     out = []
     for i in range(0, len(labels), batch_size):
         lab = labels[i : i + batch_size]
         zs = [(torch.randn((len(lab), *s), generator=g) * temperature).to(device) for s in shapes]
         x = model.inverse(zs, lab.to(device))
-        out.append(torch.floor(x[:, 0].float().cpu() * 256).clamp(0, 255).to(torch.uint8))
+        x = x[:, 0] if x.shape[1] == 1 else x
+        out.append(torch.floor(x.float().cpu() * 256).clamp(0, 255).to(torch.uint8))
     return torch.cat(out), labels
 
 
@@ -134,15 +136,32 @@ def score_style_transfer(clf, images: Tensor, labels: Tensor, transfers: Tensor,
 def round_trip_errors(
     model: nn.Module, images: Tensor, labels: Tensor, device: torch.device, batch_size: int = 500
 ) -> Tensor:
-    """``(N,)`` max abs error, in 8-bit units, of encode -> decode of bin-centre pixels under the
-    own label (as ``cinn encode --verify``); <= 0.5 means identical after 8-bit rounding."""
+    """``(N,)`` max abs error, in 8-bit units, of encode -> decode of bin-centre pixels of uint8
+    ``images (N, H, W)`` or ``(N, C, H, W)`` under the own label (as ``cinn encode --verify``);
+    <= 0.5 means identical after 8-bit rounding."""
     errors = []
     for i in range(0, len(images), batch_size):
-        y = ((images[i : i + batch_size].unsqueeze(1).float() + 0.5) / 256.0).to(device, _dtype(model))
+        y = ((as_nchw(images[i : i + batch_size]).float() + 0.5) / 256.0).to(device, _dtype(model))
         lab = labels[i : i + batch_size].to(device)
         back = model.inverse(model(y, lab)[0], lab)
         errors.append(((back - y).abs().flatten(1).amax(1) * 255.0).cpu())
     return torch.cat(errors)
+
+
+def round_trip_numbers(weights: Path, model: nn.Module, images: Tensor, labels: Tensor, device: torch.device) -> dict:
+    """How many ``images`` encode and decode back exactly, as ``cinn encode`` does it: in float32
+    first (float64 convolutions are ~10x slower on the CPU), then the images float32 loses again
+    in float64, the precision cinn encode uses (``load_mnist_model``)."""
+    errors = round_trip_errors(model, images, labels, device)
+    lost = torch.nonzero(errors > 0.5).flatten()
+    if len(lost):
+        exact = load_mnist_model(weights, device, exact=True)[0]
+        errors[lost] = round_trip_errors(exact, images[lost], labels[lost], device).to(errors.dtype)
+    return {
+        "round_trip_images": len(errors),
+        "round_trip_exact": int((errors <= 0.5).sum()),
+        "round_trip_failed_indices": torch.nonzero(errors > 0.5).flatten().tolist()[:20],
+    }
 
 
 def evaluate_mnist(
@@ -169,18 +188,9 @@ def evaluate_mnist(
     # The mean is the defined number; these show whether a few images dominate it.
     result["test_bits_per_dim_median"] = bpd.median().item()
     result["test_images_above_8_bits_per_dim"] = int((bpd > 8).sum())
-    _next_stage(bar, "round trips")
-    # Round trips in float32 first (float64 convolutions are ~10x slower on the CPU); the images
-    # float32 loses are redone in float64, the precision cinn encode uses (load_mnist_model).
-    errors = round_trip_errors(model, test_x, test_y, device)
-    lost = torch.nonzero(errors > 0.5).flatten()
-    if len(lost):
-        exact = load_mnist_model(weights, device, exact=True)[0]
-        errors[lost] = round_trip_errors(exact, test_x[lost], test_y[lost], device).to(errors.dtype)
-    result["round_trip_images"] = len(errors)
-    result["round_trip_exact"] = int((errors <= 0.5).sum())
-    result["round_trip_failed_indices"] = torch.nonzero(errors > 0.5).flatten().tolist()[:20]
-    _next_stage(bar, "classifier features")
+    next_stage(bar, "round trips")
+    result.update(round_trip_numbers(weights, model, test_x, test_y, device))
+    next_stage(bar, "classifier features")
     clf = load_classifier(classifier, device=device)
     if classifier is not None:
         result["classifier"] = str(classifier)
@@ -189,7 +199,7 @@ def evaluate_mnist(
     result["frechet_floor_train_vs_test"] = frechet_distance(floor_feats, test_feats)
     result["classifier_test_accuracy"] = classifier_accuracy(clf, test_x, test_y)[0]
     if transfer_images:
-        _next_stage(bar, "style transfer")
+        next_stage(bar, "style transfer")
         # float32 (the images that need float64 for their own round trip are rare: see above)
         x, y = test_x[:transfer_images], test_y[:transfer_images]
         result["style_transfer"] = [
@@ -198,7 +208,7 @@ def evaluate_mnist(
         ]
     result["samples"] = []
     for t in temperatures:
-        _next_stage(bar, f"samples at T {t:g}")
+        next_stage(bar, f"samples at T {t:g}")
         samples, labels = draw_samples(model, per_digit, t, device, seed=seed)
         overall, per = classifier_accuracy(clf, samples, labels)
         per = per.nan_to_num(2.0)  # a digit without samples (none here) is never the worst
@@ -214,12 +224,12 @@ def evaluate_mnist(
                 "diversity": diversity_ratio(samples, labels, test_x, test_y),
             }
         )
-    _next_stage(bar, "done")
+    next_stage(bar, "done")
     bar.close()
     return result
 
 
-def _next_stage(bar, desc: str) -> None:
+def next_stage(bar, desc: str) -> None:
     """Count the stage that ended and name the one that starts."""
     bar.update()
     bar.set_description(desc)

@@ -152,6 +152,22 @@ def load_class_folders(root: Path, class_names: tuple[str, ...] | None = None) -
     return ClassImages(images.contiguous(), torch.tensor(labels, dtype=torch.long), tuple(order))
 
 
+def images_for_model(root: Path, class_names: tuple[str, ...], image_shape: tuple[int, int, int]) -> ClassImages:
+    """Every image of ``root/<class>/`` for a model of ``class_names`` and ``image_shape (C, H, W)``:
+    the class folders must be exactly the model's classes and the images its size; gray images
+    are given to a colour model as three equal channels (a colour one to a gray model is refused)."""
+    data = load_class_folders(root, class_names=class_names)
+    c, h, w = image_shape
+    if data.image_shape[1:] != (h, w):
+        got_h, got_w = data.image_shape[1:]
+        raise ClassDataError(f"{root}'s images are {got_w}x{got_h}, but the model's are {w}x{h}")
+    if data.image_shape[0] == c:
+        return data
+    if c == 3:
+        return ClassImages(data.images.expand(-1, 3, -1, -1).contiguous(), data.labels, data.class_names)
+    raise ClassDataError(f"{root}'s images are in colour, but the model's are grayscale")
+
+
 def split_held_out(data: ClassImages, fraction: float, seed: int = 0) -> tuple[ClassImages, ClassImages]:
     """``(train, held-out)``: ``fraction`` of each class's images (at least one, and never the
     class's only image) held out, chosen by a fixed permutation so reruns hold out the same ones."""

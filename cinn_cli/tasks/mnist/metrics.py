@@ -169,37 +169,62 @@ def diversity_ratio(
     seed: int = 0,
     return_per_digit: bool = False,
 ) -> float | tuple[float, Tensor]:
-    """Mean pairwise L2 distance between samples of a digit over the same for test images of it.
+    """``class_diversity`` of MNIST-shaped digits, ``(N, 28, 28)`` or ``(N, 1, 28, 28)``, over the
+    ten digits; with ``return_per_digit`` also the float64 (10,) ratios (NaN where skipped)."""
+    ratio, per_digit = class_diversity(
+        as_classifier_input(torch.as_tensor(samples).cpu()),
+        sample_labels,
+        as_classifier_input(torch.as_tensor(test_images).cpu()),
+        test_labels,
+        n_classes=10,
+        max_per_class=max_per_digit,
+        seed=seed,
+    )
+    return (ratio, per_digit) if return_per_digit else ratio
 
-    Pixels are in [0, 1] (uint8 inputs are divided by 255). Each digit uses at most
-    ``max_per_digit`` images of either set (a seeded random subset); digits with fewer than two
-    samples or two test images are skipped. Returns the mean of the per-digit ratios (1.0 = as
-    varied as real digits, 0 = collapse), and with ``return_per_digit`` also the float64 (10,)
-    ratios (NaN where skipped).
-    """
+
+def class_diversity(
+    samples: Tensor,
+    sample_labels: Tensor,
+    images: Tensor,
+    labels: Tensor,
+    n_classes: int,
+    max_per_class: int = 500,
+    seed: int = 0,
+) -> tuple[float, Tensor]:
+    """Mean pairwise L2 distance between samples of a class over the same for real images of it
+    (EVALUATION.md's diversity), for images of any shape ``(N, ...)``.
+
+    Pixels are in [0, 1] (uint8 inputs are divided by 255). Each class uses at most
+    ``max_per_class`` images of either set (a seeded random subset); classes with fewer than two
+    samples or two real images, or whose real images are all alike, are skipped. Returns the mean
+    of the per-class ratios (1.0 = as varied as the real images, 0 = collapse) and the float64
+    ``(n_classes,)`` ratios (NaN where skipped)."""
     gen = torch.Generator().manual_seed(seed)
     sample_labels = torch.as_tensor(sample_labels).long().cpu()
-    test_labels = torch.as_tensor(test_labels).long().cpu()
+    labels = torch.as_tensor(labels).long().cpu()
 
-    def pick(images: Tensor, labels: Tensor, d: int) -> Tensor | None:
-        idx = (labels == d).nonzero().squeeze(1)
+    def pick(x: Tensor, y: Tensor, c: int) -> Tensor | None:
+        idx = (y == c).nonzero().squeeze(1)
         if len(idx) < 2:
             return None
-        if len(idx) > max_per_digit:
-            idx = idx[torch.randperm(len(idx), generator=gen)[:max_per_digit]]
-        return as_classifier_input(images[idx].cpu()).flatten(1).double()
+        if len(idx) > max_per_class:
+            idx = idx[torch.randperm(len(idx), generator=gen)[:max_per_class]]
+        x = x[idx].cpu()
+        return (x.double() / 255.0 if x.dtype == torch.uint8 else x.double().clamp(0.0, 1.0)).flatten(1)
 
-    per_digit = torch.full((10,), float("nan"), dtype=torch.float64)
-    for d in range(10):
-        s, t = pick(samples, sample_labels, d), pick(test_images, test_labels, d)
+    per_class = torch.full((n_classes,), float("nan"), dtype=torch.float64)
+    for c in range(n_classes):
+        s, t = pick(samples, sample_labels, c), pick(images, labels, c)
         if s is None or t is None:
             continue
-        per_digit[d] = _mean_pairwise_l2(s) / _mean_pairwise_l2(t)
-    valid = ~per_digit.isnan()
+        spread = _mean_pairwise_l2(t)
+        if spread > 0:  # real images all alike leave the ratio undefined
+            per_class[c] = _mean_pairwise_l2(s) / spread
+    valid = ~per_class.isnan()
     if not valid.any():
-        raise ValueError("diversity_ratio needs at least two samples and two test images of some digit")
-    ratio = float(per_digit[valid].mean())
-    return (ratio, per_digit) if return_per_digit else ratio
+        raise ValueError("diversity needs at least two samples and two real images of some class")
+    return float(per_class[valid].mean()), per_class
 
 
 def digit_style(images: Tensor) -> Tensor:

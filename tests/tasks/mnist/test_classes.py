@@ -100,6 +100,37 @@ def test_explore_walks_every_class(trained, folders, tmp_path):
     assert one.exit_code == 0 and (tmp_path / "one" / "blue-cross-axes.png").exists()
 
 
+def test_eval_measures_a_folder_per_class_without_a_classifier(trained, folders, tmp_path):
+    """cinn eval mnist --data FOLDER: bits/dim of every image, exact round trips, diversity per
+    class (the numbers that need no classifier), as JSON and as text, and --record."""
+    args = ["eval", "mnist", "--data", folders, "--weights", trained, "--per-digit", 4, "-t", 0.5, "-t", 1]
+    result = invoke(*args, "--json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout)
+    assert r["images"] == 18 and r["class_names"] == sorted(CLASSES)
+    assert 0 < r["bits_per_dim"] < 16 and r["images_above_8_bits_per_dim"] <= 18
+    assert r["round_trip_images"] == 18 and r["round_trip_exact"] == 18
+    assert [s["temperature"] for s in r["samples"]] == [0.5, 1.0]
+    for s in r["samples"]:
+        assert s["diversity"] > 0 and sorted(s["per_class_diversity"]) == sorted(CLASSES)
+    # a lower temperature gives samples closer together
+    assert r["samples"][0]["diversity"] < r["samples"][1]["diversity"]
+    text = invoke(*args, "--device", "cpu", "--record")
+    assert text.exit_code == 0 and "18/18 images exact" in text.output and "diversity" in text.output
+    assert read_model_info(trained).metrics["round_trip_exact"] == 18  # --record stored it
+
+
+def test_eval_of_a_folder_refuses_what_it_cannot_measure(trained, folders, tmp_path):
+    result = invoke("eval", "mnist", "--data", folders, "--weights", trained, "--classifier", "mnist")
+    assert result.exit_code == 2 and "--classifier need a classifier of the data" in result.output
+    gray = make_folders(tmp_path / "gray", colour=False)  # gray images: given to the colour model as RGB
+    assert invoke("eval", "mnist", "--data", gray, "--weights", trained, "--per-digit", 2).exit_code == 0
+    small = make_folders(tmp_path / "small", size=(6, 8))
+    result = invoke("eval", "mnist", "--data", small, "--weights", trained)
+    assert result.exit_code == 1 and "images are 6x8, but the model's are 12x8" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_gray_folders_train_a_one_channel_model(tmp_path):
     data = make_folders(tmp_path / "gray", size=(8, 8), colour=False)
     assert load_class_folders(data).image_shape == (1, 8, 8)
