@@ -479,7 +479,8 @@ def _refuse_judge_options(names: tuple[str, ...]) -> None:
     ]
     if given:
         raise click.UsageError(
-            f"{', '.join(given)} need a classifier of the data: for MNIST IDX files only, not a folder per class"
+            f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} a classifier of the data: for MNIST IDX "
+            "files only, not a folder per class"
         )
 
 

@@ -122,7 +122,7 @@ def test_eval_measures_a_folder_per_class_without_a_classifier(trained, folders,
 
 def test_eval_of_a_folder_refuses_what_it_cannot_measure(trained, folders, tmp_path):
     result = invoke("eval", "mnist", "--data", folders, "--weights", trained, "--classifier", "mnist")
-    assert result.exit_code == 2 and "--classifier need a classifier of the data" in result.output
+    assert result.exit_code == 2 and "--classifier needs a classifier of the data" in result.output
     gray = make_folders(tmp_path / "gray", colour=False)  # gray images: given to the colour model as RGB
     assert invoke("eval", "mnist", "--data", gray, "--weights", trained, "--per-digit", 2).exit_code == 0
     small = make_folders(tmp_path / "small", size=(6, 8))
