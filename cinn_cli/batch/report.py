@@ -32,7 +32,7 @@ class RunReport:
     unit: str = "inputs"  # what ``started`` and ``total`` count
     counting: Any = None  # the thread counting the inputs (``progress_bar``), if any
     stop_requested: str | None = None  # "SIGTERM" or "SIGINT" once a signal asked the run to stop
-    _stopped: bool = False
+    _stopped: bool = field(default=False, init=False, repr=False)  # checkpoint has raised
 
     def wrote(self, path: str, **fields: Any) -> None:
         self.written += 1

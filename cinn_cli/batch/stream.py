@@ -218,9 +218,7 @@ def progress_bar(source: str, skip: Path, shard: tuple[int, int] | None, report,
     which an interrupted run's summary says how many inputs were not started."""
     import threading
 
-    from tqdm import tqdm
-
-    bar = tqdm(unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr, dynamic_ncols=True, leave=False)
+    bar = stage_bar(None, None, unit)
     if source != "-":
 
         def count() -> None:
@@ -238,9 +236,10 @@ def progress_bar(source: str, skip: Path, shard: tuple[int, int] | None, report,
     return bar
 
 
-def stage_bar(total: int, desc: str, unit: str):
-    """A tqdm bar on stderr for a long computation that is not a batch run (``cinn eval``), shown
-    only when stderr is a terminal, as ``progress_bar`` is; ``desc`` names what it counts."""
+def stage_bar(total: int | None, desc: str | None, unit: str):
+    """A tqdm bar on stderr, drawn only when stderr is a terminal (cron mails, log files and
+    ``2>file`` stay free of carriage-return noise): ``progress_bar``'s, and that of a long
+    computation that is not a batch run (``cinn eval``), ``desc`` naming what it counts."""
     from tqdm import tqdm
 
     return tqdm(

@@ -9,6 +9,19 @@ import click
 DEVICE_HELP = "auto (CUDA if available, else MPS, else CPU), cpu, cuda, cuda:N or mps."
 
 
+def given_on_command_line(*names: str) -> list[str]:
+    """The current command's options among ``names`` (parameter names) that the user typed, each
+    as its flags are spelt (``-t/--temperature``), in the order of ``names``: for refusing options
+    that do not apply to the run at hand (a default is never refused)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    params = {p.name: p for p in ctx.command.params}
+    return [
+        "/".join(params[name].opts) for name in names if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+
+
 device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 
 

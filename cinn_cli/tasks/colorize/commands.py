@@ -14,6 +14,7 @@ from cinn_cli.clikit.options import (
     batch_size_option,
     data_option,
     device_option,
+    given_on_command_line,
     json_option,
     level_temperatures_option,
     overwrite_option,
@@ -146,20 +147,15 @@ def colorize(
 
 def _colorize_from_latents(run, from_latents, transfer_levels: str, device: str, options: dict) -> None:
     """``cinn colorize --from-latent``: refuse the options that do not apply, then decode."""
-    from click.core import ParameterSource
-
     from cinn_cli.tasks.colorize.transfer import colorize_from_latents
 
-    ctx = click.get_current_context()
-    flags = {"n": "-n", "make_grid": "--grid", "batch_size": "--batch-size"}
-    given = [f for name, f in flags.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    given = given_on_command_line("n", "make_grid", "batch_size")
     if given:
         raise click.UsageError(
             f"{' and '.join(given)} cannot be used with --from-latent (one output per input and latent; "
             "vary --seed for other draws of the resampled levels)"
         )
-    drawing = {"temperature": "-t/--temperature", "level_temperatures": "--level-temperatures"}
-    given = [f for name, f in drawing.items() if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    given = given_on_command_line("temperature", "level_temperatures")
     if given and transfer_levels.strip().lower() == "all":
         raise click.UsageError(
             f"{' and '.join(given)} only scale the levels drawn anew, and --transfer-levels all draws none "

@@ -15,6 +15,7 @@ from cinn_cli.clikit.options import (
     batch_size_option,
     data_option,
     device_option,
+    given_on_command_line,
     json_option,
     overwrite_option,
     preset_option,
@@ -430,8 +431,12 @@ def eval_mnist_cmd(
 
     data_dir = mnist_data(data_dir)
     folders = not has_mnist_files(data_dir)
-    if folders:
-        _refuse_judge_options(("transfer_images", "transfer_temperatures", "classifier"))
+    given = given_on_command_line("transfer_images", "transfer_temperatures", "classifier") if folders else []
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} a classifier of the data: for MNIST IDX "
+            "files only, not a folder per class"
+        )
     with user_errors():
         common = dict(
             weights=resolve_weights(weights, "mnist"),
@@ -465,23 +470,6 @@ def _finish_evaluation(r: dict, record: bool, json_lines: bool, print_text) -> N
         click.echo(json.dumps(r))
     else:
         print_text(r)
-
-
-def _refuse_judge_options(names: tuple[str, ...]) -> None:
-    """Options that need a classifier of the data, given for a folder per class: a usage error."""
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context()
-    given = [
-        next(o for o in p.opts if o.startswith("--"))
-        for p in ctx.command.params
-        if p.name in names and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE
-    ]
-    if given:
-        raise click.UsageError(
-            f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} a classifier of the data: for MNIST IDX "
-            "files only, not a folder per class"
-        )
 
 
 def _print_folder_evaluation(r: dict) -> None:

@@ -8,6 +8,7 @@ encode and decode back exactly, and the samples' diversity per class against the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -45,7 +46,7 @@ def evaluate_class_folders(
         next_stage(bar, f"samples at T {t:g}")
         samples, labels = draw_samples(model, per_class, t, device, seed=seed)
         ratio, per = class_diversity(samples, labels, images, data.labels, len(names))
-        per_name = {name: None if v != v else round(float(v), 4) for name, v in zip(names, per.tolist(), strict=True)}
+        per_name = {name: None if math.isnan(v) else round(v, 4) for name, v in zip(names, per.tolist(), strict=True)}
         result["samples"].append(
             {"temperature": t, "per_class": per_class, "diversity": ratio, "per_class_diversity": per_name}
         )
